@@ -1,0 +1,111 @@
+//! `artifact-name`: the naming contract on the command line, for CI scripts.
+//!
+//! `format` prints a name from its parts; `parse` prints a name's parts as
+//! JSON. A CI script never assembles or splits a name itself, so there is
+//! one implementation of the format: this crate's.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use artifact_name::{ArtifactName, Ext};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+
+/// Exit codes, as documented in `--help`.
+mod exit_codes {
+    /// The command did what it was asked.
+    pub const OK: u8 = 0;
+    /// The input is not valid (a name or a part outside the contract).
+    pub const INVALID: u8 = 1;
+    /// The command line itself is wrong (clap's own code).
+    #[allow(dead_code)]
+    pub const USAGE: u8 = 2;
+}
+
+/// Formats and parses artifact names: <kind>_<build time>_<version>_<branch>.<ext>
+///
+/// The build time is UTC in ISO 8601 basic form (20261126T235012Z); the
+/// branch is the git branch with every '/' written as '~'.
+///
+/// Exit codes: 0 done; 1 the name or a part is not valid (the reason is on
+/// stderr); 2 the command line is wrong.
+#[derive(Debug, Parser)]
+#[command(name = "artifact-name", version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Prints the artifact name for the given parts.
+    ///
+    /// Example: artifact-name format --kind full --version 1.4.2 --branch feature/x
+    /// --time 2026-11-26T23:50:12Z --ext tar.gz prints
+    /// full_20261126T235012Z_1.4.2_feature~x.tar.gz
+    Format {
+        /// The kind: [a-z][a-z0-9-]*, e.g. full or frontend.
+        #[arg(long)]
+        kind: String,
+        /// The version: one or more of [0-9A-Za-z.+-].
+        #[arg(long)]
+        version: String,
+        /// The git branch as git spells it, e.g. feature/x.
+        #[arg(long)]
+        branch: String,
+        /// The build time, RFC 3339 (converted to UTC); defaults to now.
+        #[arg(long, value_name = "RFC3339")]
+        time: Option<DateTime<Utc>>,
+        /// The archive format: tar.gz, tgz, tar.zst or tar.
+        #[arg(long, default_value = "tar.zst", value_parser = parse_ext)]
+        ext: Ext,
+    },
+    /// Prints a name's parts as JSON: kind, build_time (RFC 3339, UTC), version,
+    /// branch (with '/' restored), ext.
+    Parse {
+        /// The file name to parse (a path's folders are ignored).
+        name: String,
+    },
+}
+
+fn parse_ext(s: &str) -> Result<Ext, String> {
+    let s = s.strip_prefix('.').unwrap_or(s);
+    Ext::from_str_opt(s)
+        .ok_or_else(|| format!("expected one of tar.gz, tgz, tar.zst, tar; found {s:?}"))
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("artifact-name: {err:#}");
+            ExitCode::from(exit_codes::INVALID)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<u8> {
+    let cli = Cli::parse();
+    let mut stdout = std::io::stdout().lock();
+    match cli.command {
+        Command::Format {
+            kind,
+            version,
+            branch,
+            time,
+            ext,
+        } => {
+            let time = time.unwrap_or_else(Utc::now);
+            let name = ArtifactName::new(&kind, time, &version, &branch, ext)?;
+            writeln!(stdout, "{name}").context("writing to stdout")?;
+        }
+        Command::Parse { name } => {
+            let file_name = name.rsplit('/').next().unwrap_or(&name);
+            let parsed = ArtifactName::parse(file_name)?;
+            let json = serde_json::to_string_pretty(&parsed.to_json())?;
+            writeln!(stdout, "{json}").context("writing to stdout")?;
+        }
+    }
+    Ok(exit_codes::OK)
+}

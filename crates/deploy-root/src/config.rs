@@ -1,0 +1,560 @@
+//! The config file: TOML, checked key by key.
+//!
+//! The default path is `/etc/cutover/cutover.toml`; `--config PATH` and the
+//! environment variable `CUTOVER_CONFIG` override it. Every error names the
+//! file, the key and what was expected. Relative paths in the file (`root`,
+//! `drop`) are relative to the folder that holds the file, so a sandbox can
+//! be moved as a whole.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The default config path.
+pub const DEFAULT_PATH: &str = "/etc/cutover/cutover.toml";
+/// The environment variable that overrides the default path.
+pub const ENV: &str = "CUTOVER_CONFIG";
+
+/// A config that could not be read or is not valid.
+#[derive(Debug)]
+pub struct ConfigError {
+    file: PathBuf,
+    key: Option<String>,
+    message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.key {
+            Some(key) => write!(
+                f,
+                "config file {}: key `{key}`: {}",
+                self.file.display(),
+                self.message
+            ),
+            None => write!(f, "config file {}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The whole configuration, checked.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The deploy root: drop/ staging/ quarantine/ releases/ current/ shared/ state/.
+    pub root: PathBuf,
+    /// The drop folder, when it is not root/drop (it may be another filesystem).
+    pub drop: Option<PathBuf>,
+    /// Which components each kind carries.
+    pub kinds: BTreeMap<String, Vec<String>>,
+    /// The components, by name.
+    pub components: BTreeMap<String, Component>,
+    /// `[collector]`.
+    pub collector: CollectorConfig,
+    /// `[switcher]`.
+    pub switcher: SwitcherConfig,
+    /// `[status]`.
+    pub status: StatusConfig,
+}
+
+/// `[components.<name>]`: how to run one component.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    /// The TCP port it listens on (checked on 127.0.0.1).
+    pub port: u16,
+    /// An HTTP URL that must answer 2xx when the component is healthy.
+    #[serde(default)]
+    pub health_url: Option<String>,
+    /// Stops the running release.
+    #[serde(default)]
+    pub stop: Option<String>,
+    /// Starts the release that current/<component> points to.
+    #[serde(default)]
+    pub start: Option<String>,
+    /// Used instead of stop/start where a reload is enough (e.g. nginx).
+    #[serde(default)]
+    pub reload: Option<String>,
+    /// Runs in the new release folder before anything running is touched.
+    #[serde(default)]
+    pub prepare: Option<String>,
+    /// Files in the release replaced by links to shared/<component>/<file>.
+    #[serde(default)]
+    pub linked_files: Vec<String>,
+    /// Folders in the release replaced by links to shared/<component>/<dir>.
+    #[serde(default)]
+    pub linked_dirs: Vec<String>,
+}
+
+/// `[collector]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorConfig {
+    /// How many staged artifacts to keep at most (those the switcher still
+    /// needs are kept beyond this).
+    pub staging_keep: usize,
+    /// How many quarantined files to keep at most.
+    pub quarantine_keep: usize,
+    /// An upload without its marker for longer than this is reported stale.
+    #[serde(deserialize_with = "duration")]
+    pub stale_upload_after: Duration,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        CollectorConfig {
+            staging_keep: 20,
+            quarantine_keep: 50,
+            stale_upload_after: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// `[switcher]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SwitcherConfig {
+    /// Only artifacts from these branches deploy by themselves; empty: any.
+    pub branches: Vec<String>,
+    /// Releases kept per component (never the running or previous good one).
+    pub keep_releases: usize,
+    /// How long a started release has to listen (and be healthy).
+    #[serde(deserialize_with = "duration")]
+    pub verify_timeout: Duration,
+    /// The time limit of each stop, start, reload and prepare command.
+    #[serde(deserialize_with = "duration")]
+    pub command_timeout: Duration,
+    /// The most an archive may unpack to, in bytes ("4 GiB" works too).
+    #[serde(deserialize_with = "bytes")]
+    pub max_unpacked_size: u64,
+    /// The most entries an archive may hold.
+    pub max_entries: u64,
+}
+
+impl Default for SwitcherConfig {
+    fn default() -> Self {
+        SwitcherConfig {
+            branches: Vec::new(),
+            keep_releases: 5,
+            verify_timeout: Duration::from_secs(60),
+            command_timeout: Duration::from_secs(300),
+            max_unpacked_size: 8 << 30,
+            max_entries: 1_000_000,
+        }
+    }
+}
+
+/// `[status]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusConfig {
+    /// Last may differ from Running this long before the page calls it a problem.
+    #[serde(deserialize_with = "duration")]
+    pub out_of_sync_after: Duration,
+    /// How often cron runs collector and switcher; twice this without a run
+    /// is reported.
+    #[serde(deserialize_with = "duration")]
+    pub period: Duration,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig {
+            out_of_sync_after: Duration::from_secs(10 * 60),
+            period: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    root: PathBuf,
+    #[serde(default)]
+    drop: Option<PathBuf>,
+    kinds: BTreeMap<String, Vec<String>>,
+    components: BTreeMap<String, Component>,
+    #[serde(default)]
+    collector: CollectorConfig,
+    #[serde(default)]
+    switcher: SwitcherConfig,
+    #[serde(default)]
+    status: StatusConfig,
+}
+
+/// A duration: whole seconds (`60`) or humantime text (`"90s"`, `"10m"`).
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d).map_err(|_| {
+        serde::de::Error::custom(
+            "expected a duration: whole seconds (60) or text (\"90s\", \"10m\")",
+        )
+    })? {
+        Raw::Secs(s) => Ok(Duration::from_secs(s)),
+        Raw::Text(t) => humantime::parse_duration(&t).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "expected a duration such as \"90s\" or \"10m\", found {t:?} ({e})"
+            ))
+        }),
+    }
+}
+
+/// A size: bytes (`1048576`) or text with a unit (`"512 MiB"`, `"4GiB"`).
+fn bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(u64),
+        Text(String),
+    }
+    let expected = "expected a size: bytes (1048576) or text with a unit (\"512 MiB\", \"4 GiB\")";
+    match Raw::deserialize(d).map_err(|_| serde::de::Error::custom(expected))? {
+        Raw::Bytes(b) => Ok(b),
+        Raw::Text(t) => parse_size(&t)
+            .ok_or_else(|| serde::de::Error::custom(format!("{expected}, found {t:?}"))),
+    }
+}
+
+/// Parses `"512 MiB"`, `"4GiB"`, `"100 MB"`, `"1000"`.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "kB" | "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+impl Config {
+    /// The path to read: `--config`, else `$CUTOVER_CONFIG`, else the default.
+    pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
+        if let Some(p) = flag {
+            return p.to_path_buf();
+        }
+        match std::env::var_os(ENV) {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => PathBuf::from(DEFAULT_PATH),
+        }
+    }
+
+    /// Reads and checks the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            key: None,
+            message: format!("cannot be read: {e}"),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and checks config text as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let err = |key: Option<String>, message: String| ConfigError {
+            file: path.to_path_buf(),
+            key,
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            // toml's message already names the key and shows the line.
+            err(None, format!("not valid: {}", e.to_string().trim_end()))
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let absolutize = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let config = Config {
+            path: path.to_path_buf(),
+            root: absolutize(raw.root),
+            drop: raw.drop.map(absolutize),
+            kinds: raw.kinds,
+            components: raw.components,
+            collector: raw.collector,
+            switcher: raw.switcher,
+            status: raw.status,
+        };
+        config
+            .check()
+            .map_err(|(key, message)| err(Some(key), message))?;
+        Ok(config)
+    }
+
+    /// The checks that types alone do not make.
+    fn check(&self) -> Result<(), (String, String)> {
+        if self.root.as_os_str().is_empty() {
+            return Err(("root".into(), "expected a folder path, found \"\"".into()));
+        }
+        if self.components.is_empty() {
+            return Err((
+                "components".into(),
+                "expected at least one [components.<name>] table".into(),
+            ));
+        }
+        if self.kinds.is_empty() {
+            return Err((
+                "kinds".into(),
+                "expected at least one kind, e.g. full = [\"backend\", \"frontend\"]".into(),
+            ));
+        }
+        for (name, c) in &self.components {
+            let key = |k: &str| format!("components.{name}.{k}");
+            if !is_identifier(name) {
+                return Err((
+                    format!("components.{name}"),
+                    "expected a component name of [a-z][a-z0-9-]*".into(),
+                ));
+            }
+            if c.port == 0 {
+                return Err((
+                    key("port"),
+                    "expected a port number from 1 to 65535, found 0".into(),
+                ));
+            }
+            match (&c.stop, &c.start) {
+                (Some(_), None) => {
+                    return Err((key("start"), "expected a start command beside stop".into()))
+                }
+                (None, Some(_)) => {
+                    return Err((key("stop"), "expected a stop command beside start".into()))
+                }
+                _ => {}
+            }
+            for (k, cmd) in [
+                ("stop", &c.stop),
+                ("start", &c.start),
+                ("reload", &c.reload),
+                ("prepare", &c.prepare),
+            ] {
+                if cmd.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                    return Err((
+                        key(k),
+                        "expected a shell command, found an empty string".into(),
+                    ));
+                }
+            }
+            if let Some(url) = &c.health_url {
+                if !url.starts_with("http://") {
+                    return Err((
+                        key("health_url"),
+                        format!("expected an http:// URL, found {url:?}"),
+                    ));
+                }
+            }
+            for (k, paths) in [
+                ("linked_files", &c.linked_files),
+                ("linked_dirs", &c.linked_dirs),
+            ] {
+                for p in paths {
+                    let path = Path::new(p);
+                    let ok = !p.is_empty()
+                        && path.is_relative()
+                        && path
+                            .components()
+                            .all(|c| matches!(c, std::path::Component::Normal(_)));
+                    if !ok {
+                        return Err((
+                            key(k),
+                            format!(
+                                "expected a relative path inside the release without '..', found {p:?}"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        for (kind, components) in &self.kinds {
+            if !is_identifier(kind) {
+                return Err((
+                    format!("kinds.{kind}"),
+                    "expected a kind name of [a-z][a-z0-9-]*".into(),
+                ));
+            }
+            if components.is_empty() {
+                return Err((
+                    format!("kinds.{kind}"),
+                    "expected at least one component".into(),
+                ));
+            }
+            for c in components {
+                if !self.components.contains_key(c) {
+                    let known: Vec<&str> = self.components.keys().map(String::as_str).collect();
+                    return Err((
+                        format!("kinds.{kind}"),
+                        format!(
+                            "expected components defined under [components], found {c:?} (known: {})",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        for b in &self.switcher.branches {
+            if let Some(expected) = artifact_name::validate_branch(b) {
+                return Err((
+                    "switcher.branches".into(),
+                    format!("expected {expected}, found {b:?}"),
+                ));
+            }
+        }
+        if self.switcher.keep_releases < 2 {
+            return Err((
+                "switcher.keep_releases".into(),
+                format!(
+                    "expected at least 2 (the running release and the previous good one), found {}",
+                    self.switcher.keep_releases
+                ),
+            ));
+        }
+        if self.switcher.verify_timeout.is_zero() {
+            return Err((
+                "switcher.verify_timeout".into(),
+                "expected more than 0 s".into(),
+            ));
+        }
+        if self.switcher.command_timeout.is_zero() {
+            return Err((
+                "switcher.command_timeout".into(),
+                "expected more than 0 s".into(),
+            ));
+        }
+        if self.status.period.is_zero() {
+            return Err(("status.period".into(), "expected more than 0 s".into()));
+        }
+        Ok(())
+    }
+
+    /// The components an artifact of `kind` carries, or `None` for a kind
+    /// the config does not know.
+    pub fn components_of(&self, kind: &str) -> Option<&[String]> {
+        self.kinds.get(kind).map(Vec::as_slice)
+    }
+}
+
+/// `[a-z][a-z0-9-]*`: the shape of kind and component names.
+pub fn is_identifier(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+root = "/srv/cutover"
+[kinds]
+full = ["backend", "frontend"]
+frontend = ["frontend"]
+[components.backend]
+port = 8080
+health_url = "http://127.0.0.1:8080/api/health"
+stop = "systemctl stop catalog-backend"
+start = "systemctl start catalog-backend"
+[components.frontend]
+port = 80
+reload = "systemctl reload nginx"
+[switcher]
+verify_timeout = "90s"
+max_unpacked_size = "2 GiB"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/cutover/cutover.toml"), text)
+    }
+
+    #[test]
+    fn reads_the_documented_shape() {
+        let c = parse(GOOD).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.root, Path::new("/srv/cutover"));
+        assert_eq!(c.components["backend"].port, 8080);
+        assert_eq!(c.components_of("full").map(<[String]>::len), Some(2));
+        assert_eq!(c.switcher.verify_timeout, Duration::from_secs(90));
+        assert_eq!(c.switcher.max_unpacked_size, 2 << 30);
+        assert_eq!(c.switcher.keep_releases, 5);
+    }
+
+    #[test]
+    fn relative_root_is_relative_to_the_file() {
+        let c = Config::parse(
+            Path::new("/tmp/sandbox/cutover.toml"),
+            &GOOD.replace("/srv/cutover", "root"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.root, Path::new("/tmp/sandbox/root"));
+    }
+
+    #[track_caller]
+    fn fails(text: &str, needles: &[&str]) {
+        let e = parse(text).expect_err("should fail").to_string();
+        assert!(e.contains("/etc/cutover/cutover.toml"), "{e}");
+        for n in needles {
+            assert!(e.contains(n), "{e:?} should contain {n:?}");
+        }
+    }
+
+    #[test]
+    fn errors_name_file_key_and_expectation() {
+        fails(
+            &GOOD.replace("port = 8080", "port = \"http\""),
+            &["port", "expected u16", "line 7"],
+        );
+        fails(
+            &GOOD.replace("port = 8080", "port = 0"),
+            &["components.backend.port", "1 to 65535"],
+        );
+        fails(&GOOD.replace("port = 8080", "port = 70000"), &["port"]);
+        fails(
+            &GOOD.replace("frontend = [\"frontend\"]", "frontend = [\"web\"]"),
+            &["kinds.frontend", "\"web\""],
+        );
+        fails(
+            &GOOD.replace("verify_timeout = \"90s\"", "verify_timeout = \"soon\""),
+            &["verify_timeout", "duration"],
+        );
+        fails(
+            &GOOD.replace("start = \"systemctl start catalog-backend\"", ""),
+            &["components.backend.start"],
+        );
+        fails(
+            &format!("{GOOD}\nkeep_releases = 1\n"),
+            &["switcher.keep_releases", "at least 2"],
+        );
+        fails(&format!("{GOOD}\nbranchez = []\n"), &["branchez"]);
+        fails(
+            &format!("{GOOD}\nbranches = [\"a..b\"]\n"),
+            &["switcher.branches", "'..'"],
+        );
+        fails("root = 1", &["root"]);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512 MiB"), Some(512 << 20));
+        assert_eq!(parse_size("4GiB"), Some(4 << 30));
+        assert_eq!(parse_size("10"), Some(10));
+        assert_eq!(parse_size("ten"), None);
+        assert_eq!(parse_size("5 parsecs"), None);
+    }
+}

@@ -1,0 +1,24 @@
+//! What collector and switcher share beyond the artifact name.
+//!
+//! - [`config`]: the TOML config file, checked key by key.
+//! - [`layout`]: where everything lives under the deploy root.
+//! - [`lock`]: one `flock` per binary, close-on-exec, never inherited.
+//! - [`atomic`]: writes and symlink flips that are all-or-nothing.
+//! - [`state`]: the state files both binaries write and the status page reads.
+//! - [`time`]: UTC times stored as RFC 3339 with `Z`.
+//! - [`digest`]: streaming SHA-256.
+//! - [`logging`]: the `-v`/`-q` flags and the tracing subscriber.
+//! - [`fault`]: kill points for crash tests (feature `fault-injection`).
+
+pub mod atomic;
+pub mod config;
+pub mod digest;
+pub mod fault;
+pub mod layout;
+pub mod lock;
+pub mod logging;
+pub mod state;
+pub mod time;
+
+pub use config::{Config, ConfigError};
+pub use layout::Layout;

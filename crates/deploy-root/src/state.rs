@@ -1,0 +1,233 @@
+//! The state files: what each binary records and the status page reads.
+//!
+//! Each binary writes only its own file, under its own lock, atomically
+//! (see [`crate::atomic`]): `state/collector.json` ("Last", waiting uploads)
+//! and `state/switcher.json` ("Running", failures). A missing file is an
+//! empty state; a file that does not parse is an error that names it (it is
+//! never silently replaced).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use artifact_name::ArtifactName;
+use chrono::{DateTime, Utc};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::time::serde_rfc3339;
+
+/// The version of the state files' format.
+pub const SCHEMA: u32 = 1;
+
+/// An artifact as the state files and the status page describe it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactInfo {
+    /// The file name.
+    pub artifact: String,
+    /// `full`, `frontend`, ...
+    pub kind: String,
+    /// The version from the name.
+    pub version: String,
+    /// The git branch (with `/`). Untrusted text.
+    pub branch: String,
+    /// When CI built it.
+    #[serde(with = "serde_rfc3339")]
+    pub build_time: DateTime<Utc>,
+}
+
+impl From<&ArtifactName> for ArtifactInfo {
+    fn from(name: &ArtifactName) -> ArtifactInfo {
+        ArtifactInfo {
+            artifact: name.file_name().to_string(),
+            kind: name.kind().to_string(),
+            version: name.version().to_string(),
+            branch: name.branch().to_string(),
+            build_time: name.build_time(),
+        }
+    }
+}
+
+/// "Last": the newest artifact collected for a component.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastArtifact {
+    /// Which artifact.
+    #[serde(flatten)]
+    pub info: ArtifactInfo,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When the collector took it into staging.
+    #[serde(with = "serde_rfc3339")]
+    pub collected_at: DateTime<Utc>,
+}
+
+/// An upload in the drop folder that has no marker yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingUpload {
+    /// The file name (lossily decoded).
+    pub name: String,
+    /// Its size when last seen.
+    pub size: u64,
+    /// Its last modification.
+    #[serde(with = "serde_rfc3339")]
+    pub modified: DateTime<Utc>,
+    /// Whether it has waited longer than `stale_upload_after`.
+    pub stale: bool,
+    /// What is wrong, in words.
+    pub reason: String,
+}
+
+/// `state/collector.json`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CollectorState {
+    /// [`SCHEMA`].
+    #[serde(default)]
+    pub schema: u32,
+    /// When the last pass ended (whatever its outcome).
+    #[serde(default, with = "serde_rfc3339::option")]
+    pub last_run: Option<DateTime<Utc>>,
+    /// Whether the last pass ended well, and if not, why.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// "Last", per component.
+    #[serde(default)]
+    pub last: BTreeMap<String, LastArtifact>,
+    /// Uploads without their marker, as of the last pass.
+    #[serde(default)]
+    pub waiting: Vec<WaitingUpload>,
+}
+
+/// Reads a state file; a missing file is the default state.
+pub fn load<T: DeserializeOwned + Default>(path: &Path) -> anyhow::Result<T> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "state file {} is not valid JSON of the expected shape (move it aside to start afresh)",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e).with_context(|| format!("reading state file {}", path.display())),
+    }
+}
+
+/// Writes a state file atomically.
+pub fn save<T: Serialize>(path: &Path, state: &T) -> anyhow::Result<()> {
+    crate::atomic::write_json(path, state)
+}
+
+/// What runs for one component, as the switcher recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningRelease {
+    /// The artifact the release came from.
+    #[serde(flatten)]
+    pub info: ArtifactInfo,
+    /// The release id (the folder under releases/<component>/).
+    pub release: String,
+    /// Since when it runs.
+    #[serde(with = "serde_rfc3339")]
+    pub since: DateTime<Utc>,
+}
+
+/// Why an artifact was marked failed; it is never picked again by itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The artifact's file name.
+    pub artifact: String,
+    /// The component whose step failed (or the first of the artifact's).
+    pub component: String,
+    /// The step: unpack, prepare, stop, flip, start, reload, verify, ...
+    pub step: String,
+    /// The command's exit code, where a command failed.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// The reason in words.
+    pub reason: String,
+    /// The last lines of the command's output, where a command ran.
+    #[serde(default)]
+    pub output_tail: Vec<String>,
+    /// When it failed.
+    #[serde(with = "serde_rfc3339")]
+    pub at: DateTime<Utc>,
+    /// What runs instead, per component, after the rollback.
+    #[serde(default)]
+    pub running_instead: BTreeMap<String, String>,
+    /// Whether the rollback itself failed too.
+    #[serde(default)]
+    pub rollback_failed: bool,
+}
+
+/// The switcher's record of one component.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentState {
+    /// "Running": what runs now.
+    #[serde(default)]
+    pub running: Option<RunningRelease>,
+    /// The previous good release, the target of a rollback.
+    #[serde(default)]
+    pub previous: Option<RunningRelease>,
+    /// The last failure of this component, if any.
+    #[serde(default)]
+    pub last_failure: Option<Failure>,
+}
+
+/// `state/switcher.json`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SwitcherState {
+    /// [`SCHEMA`].
+    #[serde(default)]
+    pub schema: u32,
+    /// When the last pass ended (whatever its outcome).
+    #[serde(default, with = "serde_rfc3339::option")]
+    pub last_run: Option<DateTime<Utc>>,
+    /// How long the last pass took, in milliseconds.
+    #[serde(default)]
+    pub last_pass_ms: Option<u64>,
+    /// Per component.
+    #[serde(default)]
+    pub components: BTreeMap<String, ComponentState>,
+    /// Every artifact marked failed, by file name.
+    #[serde(default)]
+    pub failed: BTreeMap<String, Failure>,
+    /// How many deploys have failed since the state began (for metrics).
+    #[serde(default)]
+    pub failures_total: u64,
+}
+
+impl SwitcherState {
+    /// The artifacts that must stay in staging: what runs, and the previous
+    /// good release (a rollback may need to unpack it again).
+    pub fn pinned_artifacts(&self) -> Vec<&str> {
+        self.components
+            .values()
+            .flat_map(|c| [&c.running, &c.previous])
+            .flatten()
+            .map(|r| r.info.artifact.as_str())
+            .collect()
+    }
+}
+
+/// One line of `state/history.jsonl`: one switcher pass that did something.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// When the pass started.
+    #[serde(with = "serde_rfc3339")]
+    pub at: DateTime<Utc>,
+    /// What it did: deploy, rollback, recover.
+    pub action: String,
+    /// The artifact, where there was one.
+    #[serde(default)]
+    pub artifact: Option<String>,
+    /// The components touched.
+    #[serde(default)]
+    pub components: Vec<String>,
+    /// deployed, rolled-back, rollback-failed, prepare-failed, recovered, ...
+    pub outcome: String,
+    /// The reason, when it did not deploy.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Milliseconds per step, in order (e.g. ["unpack", 120]).
+    #[serde(default)]
+    pub steps: Vec<(String, u64)>,
+    /// The whole pass, in milliseconds.
+    pub total_ms: u64,
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: collector and switcher together, as cron runs them.
+//!
+//! One test binary with topic modules; each test has its own sandbox.
+
+#![allow(clippy::unwrap_used)]
+
+mod naming;

@@ -1,0 +1,20 @@
+//! Fixtures shared by every test in the workspace.
+//!
+//! - [`bins`]: the workspace's binaries, built fresh once per test process.
+//! - [`sandbox`]: a deploy root in a temp dir, a config, and runs of the
+//!   binaries against it with the environment set on the child only.
+//! - [`archive`]: artifacts built from in-memory file trees, with markers.
+//! - [`net`]: free loopback ports and a tiny HTTP GET.
+//!
+//! A failing test prints the command, its output and the tree it ran in:
+//! [`sandbox::Run`]'s assertions do that.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+pub mod archive;
+pub mod bins;
+pub mod net;
+pub mod sandbox;
+
+pub use archive::{ArchiveBuilder, Entry};
+pub use sandbox::{Run, Sandbox};
