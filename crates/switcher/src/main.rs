@@ -1,1 +1,3 @@
+//! `switcher`: placeholder until the switcher issue lands.
+
 fn main() {}
