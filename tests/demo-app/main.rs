@@ -6,6 +6,8 @@
 //! holding `exit` (exits at once), `no-listen` (runs but never listens) or
 //! `unhealthy` (listens, `/api/health` answers 500).
 //!
+//! `demo DIR` plays the README's first command (see demo.rs).
+//!
 //! `static` is a stand-in for nginx where nginx is not installed: it serves
 //! the files under a folder (following `current/frontend` anew on each
 //! request), with `/api/` proxied nowhere.
@@ -15,6 +17,8 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
+mod demo;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let get = |flag: &str| {
@@ -23,6 +27,16 @@ fn main() -> ExitCode {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
+    if args.first().map(String::as_str) == Some("demo") {
+        let dir = PathBuf::from(args.get(1).map_or("sandbox", String::as_str));
+        return match demo::run(&dir) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("demo: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let Some(port) = get("--port").and_then(|p| p.parse::<u16>().ok()) else {
         eprintln!("usage: cutover-demo-app (serve --port PORT [--release DIR] | static --port PORT --root DIR)");
         return ExitCode::from(2);

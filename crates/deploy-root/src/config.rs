@@ -558,3 +558,18 @@ max_unpacked_size = "2 GiB"
         assert_eq!(parse_size("5 parsecs"), None);
     }
 }
+
+#[cfg(test)]
+mod example {
+    /// The annotated example in deploy/ must always load.
+    #[test]
+    fn deploy_example_loads() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/cutover.toml");
+        let config = super::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.components["backend"].linked_dirs,
+            ["logs", "uploads"]
+        );
+    }
+}
