@@ -76,6 +76,22 @@ impl Sandbox {
         self.write_config_text(&text);
     }
 
+    /// Writes a config whose backend is the demo app, started and stopped by
+    /// [`Sandbox::demo_backend_commands`] and checked at `/api/health`, with
+    /// `extra` TOML appended (e.g. a `[switcher]` table).
+    pub fn write_demo_config(&self, extra: &str) {
+        let (start, stop) = self.demo_backend_commands();
+        let text = format!(
+            "root = {root:?}\n\n[kinds]\nfull = [\"backend\", \"frontend\"]\nfrontend = [\"frontend\"]\n\n\
+             [components.backend]\nport = {bp}\nhealth_url = \"http://127.0.0.1:{bp}/api/health\"\n\
+             start = {start:?}\nstop = {stop:?}\n\n[components.frontend]\nport = {fp}\n\n{extra}",
+            root = self.root.display().to_string(),
+            bp = self.backend_port,
+            fp = self.frontend_port,
+        );
+        self.write_config_text(&text);
+    }
+
     /// Writes the config file as given.
     pub fn write_config_text(&self, text: &str) {
         fs::create_dir_all(&self.root).unwrap();
