@@ -2,7 +2,9 @@
 //!
 //! `format` prints a name from its parts; `parse` prints a name's parts as
 //! JSON. A CI script never assembles or splits a name itself, so there is
-//! one implementation of the format: this crate's.
+//! one implementation of the format: this crate's. `deliver` packs a build,
+//! names it, uploads it to the VMs and optionally waits until it runs (see
+//! the `deliver` module and docs/delivery.md).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -12,15 +14,24 @@ use artifact_name::{ArtifactName, Ext};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
+mod deliver;
+
 /// Exit codes, as documented in `--help`.
 mod exit_codes {
     /// The command did what it was asked.
     pub const OK: u8 = 0;
-    /// The input is not valid (a name or a part outside the contract).
+    /// The input is not valid (a name or a part outside the contract), or
+    /// `deliver` could not pack the build.
     pub const INVALID: u8 = 1;
     /// The command line itself is wrong (clap's own code).
     #[allow(dead_code)]
     pub const USAGE: u8 = 2;
+    /// `deliver`: the upload failed on at least one target.
+    pub const UPLOAD_FAILED: u8 = 3;
+    /// `deliver --wait`: the switcher marked the delivered artifact failed.
+    pub const DEPLOY_FAILED: u8 = 4;
+    /// `deliver --wait`: the artifact did not run before `--wait-timeout`.
+    pub const WAIT_TIMED_OUT: u8 = 5;
 }
 
 /// Formats and parses artifact names: <kind>_<build time>_<version>_<branch>.<ext>
@@ -28,8 +39,11 @@ mod exit_codes {
 /// The build time is UTC in ISO 8601 basic form (20261126T235012Z); the
 /// branch is the git branch with every '/' written as '~'.
 ///
-/// Exit codes: 0 done; 1 the name or a part is not valid (the reason is on
-/// stderr); 2 the command line is wrong.
+/// Exit codes: 0 done (deliver: uploaded everywhere, and running with
+/// --wait); 1 the name or a part is not valid, or the build cannot be packed
+/// (the reason is on stderr); 2 the command line is wrong; 3 deliver: the
+/// upload failed on some target; 4 deliver --wait: the switcher marked the
+/// artifact failed; 5 deliver --wait: timed out.
 #[derive(Debug, Parser)]
 #[command(name = "artifact-name", version, max_term_width = 100)]
 struct Cli {
@@ -67,6 +81,14 @@ enum Command {
         /// The file name to parse (a path's folders are ignored).
         name: String,
     },
+    /// Packs a build output folder, names it by the contract, uploads it to
+    /// the VMs' drop folders over ssh, and optionally waits until it runs.
+    ///
+    /// Prints the artifact's file name on stdout; progress goes to stderr.
+    /// Exit codes: 0 delivered (and running, with --wait); 1 invalid input or
+    /// packing error; 2 usage; 3 the upload failed on some target; 4 --wait:
+    /// the switcher marked it failed; 5 --wait: timed out.
+    Deliver(Box<deliver::DeliverArgs>),
 }
 
 fn parse_ext(s: &str) -> Result<Ext, String> {
@@ -80,7 +102,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("artifact-name: {err:#}");
-            ExitCode::from(exit_codes::INVALID)
+            ExitCode::from(deliver::exit_code_of(&err))
         }
     }
 }
@@ -105,6 +127,9 @@ fn run() -> anyhow::Result<u8> {
             let parsed = ArtifactName::parse(file_name)?;
             let json = serde_json::to_string_pretty(&parsed.to_json())?;
             writeln!(stdout, "{json}").context("writing to stdout")?;
+        }
+        Command::Deliver(args) => {
+            deliver::run(*args, &mut stdout)?;
         }
     }
     Ok(exit_codes::OK)

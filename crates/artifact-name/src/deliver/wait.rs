@@ -1,0 +1,292 @@
+//! `--wait`: poll the VM's status page until the delivered artifact runs,
+//! the switcher gives up on it, or time runs out.
+//!
+//! The page is `deploy-status.json`, schema 1: per component
+//! `components.<c>.running.artifact` (what runs) and
+//! `components.<c>.last_failure.{artifact,step,reason}` (what failed and
+//! why). Only plain http is built in. A page that cannot be fetched or read
+//! is retried until the time-out (the VM may be rebooting); a page of
+//! another schema ends the wait at once, since it cannot be read correctly.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+use serde_json::Value;
+
+use super::progress::Progress;
+use super::Failure;
+use crate::exit_codes;
+
+/// The schema of deploy-status.json this reads.
+const SCHEMA: u64 = 1;
+
+/// The largest status document read (it is a few KiB).
+const MAX_BYTES: u64 = 4 << 20;
+
+/// What to wait for.
+#[derive(Debug)]
+pub struct Spec {
+    /// The delivered artifact's file name.
+    pub artifact: String,
+    /// The components it carries: each must run it.
+    pub components: Vec<String>,
+    /// How long to wait in all.
+    pub timeout: Duration,
+    /// The pause between polls.
+    pub interval: Duration,
+}
+
+/// The URL of the status document: `url` itself when it names a `.json`,
+/// else `<url>/deploy-status.json`.
+pub fn status_url(url: &str) -> anyhow::Result<String> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        bail!(
+            "--wait {url:?}: expected an http:// URL of the VM's status page \
+             (https is not built in; serve the status page over http on the VM's network)"
+        );
+    };
+    if rest.is_empty()
+        || rest.starts_with('/')
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        bail!("--wait {url:?}: expected http://HOST[:PORT][/PATH]");
+    }
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    if path.ends_with(".json") {
+        Ok(url.to_string())
+    } else {
+        Ok(format!("{}/deploy-status.json", url.trim_end_matches('/')))
+    }
+}
+
+/// What one status document says about the delivered artifact.
+#[derive(Debug, PartialEq)]
+pub enum Verdict {
+    /// Every component runs it.
+    Running,
+    /// The switcher marked it failed.
+    Failed {
+        component: String,
+        step: String,
+        reason: String,
+    },
+    /// Not yet: what runs instead, in words.
+    Pending(String),
+}
+
+/// Reads a status document. `Err` for a page that is not a status document
+/// of schema 1.
+pub fn judge(doc: &Value, spec: &Spec) -> Result<Verdict, Problem> {
+    let Some(obj) = doc.as_object() else {
+        return Err(Problem::Unreadable("is not a JSON object".into()));
+    };
+    match obj.get("schema").and_then(Value::as_u64) {
+        Some(SCHEMA) => {}
+        Some(other) => return Err(Problem::Schema(other.to_string())),
+        None => {
+            return Err(Problem::Unreadable(
+                "has no \"schema\": expected a deploy-status document of schema 1".into(),
+            ))
+        }
+    }
+    let components = obj.get("components").and_then(Value::as_object);
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
+    let mut instead = Vec::new();
+    for c in &spec.components {
+        let state = components.and_then(|cs| cs.get(c));
+        let failure = state.and_then(|s| s.get("last_failure"));
+        if failure
+            .and_then(|f| f.get("artifact"))
+            .and_then(Value::as_str)
+            == Some(&spec.artifact)
+        {
+            return Ok(Verdict::Failed {
+                component: c.clone(),
+                step: text(failure.and_then(|f| f.get("step"))),
+                reason: text(failure.and_then(|f| f.get("reason"))),
+            });
+        }
+        let running = state
+            .and_then(|s| s.get("running"))
+            .and_then(|r| r.get("artifact"))
+            .and_then(Value::as_str);
+        match (state, running) {
+            (None, _) => instead.push(format!("{c}: not on the status page")),
+            (_, Some(a)) if a == spec.artifact => {}
+            (_, Some(a)) => instead.push(format!("{c} runs {a}")),
+            (_, None) => instead.push(format!("{c} runs nothing")),
+        }
+    }
+    if instead.is_empty() {
+        Ok(Verdict::Running)
+    } else {
+        Ok(Verdict::Pending(instead.join(", ")))
+    }
+}
+
+/// Why a poll told nothing.
+#[derive(Debug, PartialEq)]
+pub enum Problem {
+    /// Not fetched, or not a status document: try again.
+    Unreadable(String),
+    /// A status document of another schema: give up.
+    Schema(String),
+}
+
+/// Polls every URL until the artifact runs on all of them.
+pub fn wait(urls: &[String], spec: &Spec, progress: &Progress) -> anyhow::Result<()> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(20)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let deadline = Instant::now() + spec.timeout;
+    let mut pending: Vec<(String, String)> =
+        urls.iter().map(|u| (u.clone(), String::new())).collect();
+    progress.line(format_args!(
+        "waiting up to {} for {} to run ({})",
+        humantime::format_duration(spec.timeout),
+        spec.artifact,
+        spec.components.join(", ")
+    ));
+    loop {
+        let mut still = Vec::new();
+        for (url, last) in pending {
+            let now = match fetch(&agent, &url).and_then(|doc| judge(&doc, spec)) {
+                Ok(Verdict::Running) => {
+                    progress.line(format_args!("{url}: {} runs", spec.artifact));
+                    continue;
+                }
+                Ok(Verdict::Failed {
+                    component,
+                    step,
+                    reason,
+                }) => {
+                    return Err(Failure::new(
+                        exit_codes::DEPLOY_FAILED,
+                        anyhow!(
+                            "{url}: the switcher marked {} failed ({component}, step {step:?}): {reason}",
+                            spec.artifact
+                        ),
+                    )
+                    .into());
+                }
+                Ok(Verdict::Pending(instead)) => instead,
+                Err(Problem::Schema(found)) => {
+                    bail!("{url}: the status document has schema {found}: expected schema {SCHEMA}")
+                }
+                Err(Problem::Unreadable(why)) => why,
+            };
+            // One line per change, not per poll: CI logs stay short.
+            if now != last {
+                progress.line(format_args!("{url}: {now}"));
+            }
+            still.push((url, now));
+        }
+        pending = still;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let what: Vec<String> = pending.iter().map(|(u, s)| format!("{u}: {s}")).collect();
+            return Err(Failure::new(
+                exit_codes::WAIT_TIMED_OUT,
+                anyhow!(
+                    "{} did not run within {}; {}",
+                    spec.artifact,
+                    humantime::format_duration(spec.timeout),
+                    what.join("; ")
+                ),
+            )
+            .into());
+        }
+        std::thread::sleep(spec.interval.min(deadline - now));
+    }
+}
+
+/// GETs and parses one status document.
+fn fetch(agent: &ureq::Agent, url: &str) -> Result<Value, Problem> {
+    let mut response = agent
+        .get(url)
+        .call()
+        .map_err(|e| Problem::Unreadable(format!("cannot fetch the status page: {e}")))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(Problem::Unreadable(format!(
+            "the status page answered HTTP {status}"
+        )));
+    }
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_BYTES)
+        .read_to_string()
+        .map_err(|e| Problem::Unreadable(format!("cannot read the status page: {e}")))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Problem::Unreadable(format!("the status page is not JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec() -> Spec {
+        Spec {
+            artifact: "full_x.tar.zst".into(),
+            components: vec!["backend".into(), "frontend".into()],
+            timeout: Duration::from_secs(1),
+            interval: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            status_url("http://vm1/").unwrap(),
+            "http://vm1/deploy-status.json"
+        );
+        assert_eq!(
+            status_url("http://vm1:8080/s.json").unwrap(),
+            "http://vm1:8080/s.json"
+        );
+        assert!(status_url("https://vm1/").is_err());
+        assert!(status_url("vm1").is_err());
+        assert!(status_url("http://").is_err());
+    }
+
+    #[test]
+    fn verdicts() {
+        let run = |a: &str| json!({"running": {"artifact": a}});
+        let doc = json!({"schema": 1, "components": {"backend": run("full_x.tar.zst"), "frontend": run("full_x.tar.zst")}});
+        assert_eq!(judge(&doc, &spec()), Ok(Verdict::Running));
+        let doc = json!({"schema": 1, "components": {"backend": run("full_x.tar.zst"), "frontend": run("old")}});
+        assert_eq!(
+            judge(&doc, &spec()),
+            Ok(Verdict::Pending("frontend runs old".into()))
+        );
+        let doc = json!({"schema": 1, "components": {"backend": {"running": {"artifact": "old"},
+            "last_failure": {"artifact": "full_x.tar.zst", "step": "start", "reason": "exit 3"}}}});
+        assert_eq!(
+            judge(&doc, &spec()),
+            Ok(Verdict::Failed {
+                component: "backend".into(),
+                step: "start".into(),
+                reason: "exit 3".into()
+            })
+        );
+        assert!(matches!(
+            judge(&json!({"schema": 2}), &spec()),
+            Err(Problem::Schema(_))
+        ));
+        assert!(matches!(
+            judge(&json!([1]), &spec()),
+            Err(Problem::Unreadable(_))
+        ));
+        assert!(matches!(
+            judge(&json!({}), &spec()),
+            Err(Problem::Unreadable(_))
+        ));
+    }
+}
