@@ -1,20 +1,79 @@
 //! The status page: Last, Running, Status per component, with the seed's
-//! troubleshooting rules applied (first cut: the three entry points).
+//! troubleshooting rules applied and named in words.
+//!
+//! Every switcher pass calls [`refresh`], which writes three files under
+//! state/, each atomically: `deploy-status.html` (the page nginx serves at
+//! /deploy-status), `deploy-status.json` (the same facts, documented in
+//! docs/status-json.md) and `cutover.prom` (Prometheus text). `switcher
+//! status [--json]` prints [`render_text`] or [`render_json`].
+//!
+//! - [`inputs`]: reads the state files and probes the ports (never fails).
+//! - [`rules`]: the seed's rules applied: the [`model::StatusDoc`].
+//! - [`model`]: the document; [`html`], [`text`], [`prom`]: its forms.
+//! - [`escape`], [`csp`]: untrusted text made inert, and the page's CSP.
 
-use deploy_root::{Config, Layout};
+pub mod csp;
+pub mod escape;
+pub mod html;
+pub mod inputs;
+pub mod model;
+pub mod prom;
+pub mod rules;
+pub mod text;
 
-/// Writes state/deploy-status.{html,json} and the Prometheus text file.
+#[cfg(test)]
+mod tests;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use deploy_root::{atomic, Config, Layout};
+
+use inputs::Inputs;
+use model::StatusDoc;
+
+/// The page, under state/.
+pub const HTML_FILE: &str = "deploy-status.html";
+/// The JSON, under state/.
+pub const JSON_FILE: &str = "deploy-status.json";
+/// The Prometheus text, under state/.
+pub const PROM_FILE: &str = "cutover.prom";
+
+/// Writes state/deploy-status.{html,json} and state/cutover.prom.
 /// Every switcher pass calls this, even when nothing deploys.
-pub fn refresh(_config: &Config, _layout: &Layout) -> anyhow::Result<()> {
-    Ok(())
+pub fn refresh(config: &Config, layout: &Layout) -> anyhow::Result<()> {
+    let doc = gather(config, layout, Utc::now());
+    write_all(layout, &doc)
 }
 
 /// The status as a plain-text table, for `switcher status`.
-pub fn render_text(_config: &Config, _layout: &Layout) -> anyhow::Result<String> {
-    Ok("deploy status: not implemented yet\n".to_string())
+pub fn render_text(config: &Config, layout: &Layout) -> anyhow::Result<String> {
+    Ok(text::render(&gather(config, layout, Utc::now())))
 }
 
 /// The status as the documented JSON (schema 1), for `switcher status --json`.
-pub fn render_json(_config: &Config, _layout: &Layout) -> anyhow::Result<String> {
-    Ok("{\"schema\":1}\n".to_string())
+pub fn render_json(config: &Config, layout: &Layout) -> anyhow::Result<String> {
+    json(&gather(config, layout, Utc::now()))
+}
+
+/// Reads everything and applies the rules as of `now` (the probes run now).
+pub fn gather(config: &Config, layout: &Layout, now: DateTime<Utc>) -> StatusDoc {
+    rules::document(config, &Inputs::read(config, layout), now)
+}
+
+/// The JSON text of `doc`: pretty, newline-ended.
+pub fn json(doc: &StatusDoc) -> anyhow::Result<String> {
+    let mut text = serde_json::to_string_pretty(doc).context("serializing the status")?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Writes the three files. The JSON goes first and the page last, so that a
+/// page never shows facts the JSON beside it does not have yet.
+pub fn write_all(layout: &Layout, doc: &StatusDoc) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&layout.state)
+        .with_context(|| format!("creating folder {}", layout.state.display()))?;
+    atomic::write(&layout.state.join(JSON_FILE), json(doc)?.as_bytes())?;
+    atomic::write(&layout.state.join(PROM_FILE), prom::render(doc).as_bytes())?;
+    atomic::write(&layout.state.join(HTML_FILE), html::render(doc).as_bytes())?;
+    Ok(())
 }

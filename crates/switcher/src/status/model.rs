@@ -1,0 +1,235 @@
+//! The status document: the facts that the page, the JSON file, the text
+//! table and the metrics all show. Built by [`super::rules`], written as
+//! `state/deploy-status.json` (documented in docs/status-json.md).
+//!
+//! ```json
+//! {
+//!   "schema": 1,
+//!   "generated_at": "2026-11-26T23:50:12Z",
+//!   "components": {
+//!     "backend": {
+//!       "port": 8080,
+//!       "last":    {"artifact": "...", "kind": "full", "version": "1.4.2",
+//!                   "branch": "master", "build_time": "...", "size": 123,
+//!                   "collected_at": "..."} | null,
+//!       "running": {"artifact": "...", "kind": "full", "version": "1.4.2",
+//!                   "branch": "master", "build_time": "...",
+//!                   "release": "...", "since": "..."} | null,
+//!       "status": "UP" | "DOWN",
+//!       "checked_at": "...",
+//!       "health_url": "http://..." | null,
+//!       "health": "healthy" | "unhealthy: ..." | null,
+//!       "sync": {"state": "in-sync" | "switching" | "out-of-sync" | "failed" | "unknown",
+//!                "since": "..." | null, "minutes": 12 | null, "reason": "..." | null},
+//!       "last_failure": {Failure} | null,
+//!       "problems": [{"rule": "down", "message": "..."}]
+//!     }
+//!   },
+//!   "collector": {"last_run": "..." | null, "last_error": "..." | null, "state_error": "..." | null},
+//!   "switcher": {"last_run": ..., "last_pass_ms": ..., "failures_total": 0, "state_error": ...},
+//!   "waiting": [WaitingUpload], "quarantined": [{"name", "reason", "modified"}],
+//!   "history": [HistoryEntry, newest first],
+//!   "problems": [{"rule", "message"}]
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use deploy_root::state::{Failure, HistoryEntry, LastArtifact, RunningRelease, WaitingUpload};
+use deploy_root::time::serde_rfc3339;
+use serde::Serialize;
+
+/// The version of this document's shape; bumped on any incompatible change.
+pub const SCHEMA: u32 = 1;
+
+/// The whole status, at one instant.
+#[derive(Clone, Debug, Serialize)]
+pub struct StatusDoc {
+    /// [`SCHEMA`].
+    pub schema: u32,
+    /// When this document was made.
+    #[serde(with = "serde_rfc3339")]
+    pub generated_at: DateTime<Utc>,
+    /// Per component, by name.
+    pub components: BTreeMap<String, ComponentStatus>,
+    /// The collector's last run, from state/collector.json.
+    pub collector: CollectorRun,
+    /// The switcher's last run, from state/switcher.json.
+    pub switcher: SwitcherRun,
+    /// Uploads in the drop folder still without their marker.
+    pub waiting: Vec<WaitingUpload>,
+    /// Files in quarantine/, newest first, with their reasons.
+    pub quarantined: Vec<Quarantined>,
+    /// The last switcher passes (state/history.jsonl), newest first.
+    pub history: Vec<HistoryEntry>,
+    /// Problems that concern no single component.
+    pub problems: Vec<Problem>,
+}
+
+/// One component: Last, Running, Status, Health, Sync.
+#[derive(Clone, Debug, Serialize)]
+pub struct ComponentStatus {
+    /// The port it is checked on (127.0.0.1).
+    pub port: u16,
+    /// "Last": the newest artifact collected for it.
+    pub last: Option<LastArtifact>,
+    /// "Running": what the switcher started, and since when.
+    pub running: Option<RunningRelease>,
+    /// Whether it listens on its port.
+    pub status: UpDown,
+    /// When `status` (and `health`) were checked.
+    #[serde(with = "serde_rfc3339")]
+    pub checked_at: DateTime<Utc>,
+    /// The health URL, where the config sets one.
+    pub health_url: Option<String>,
+    /// `"healthy"`, `"unhealthy: <what it answered>"`, or null without a
+    /// health URL or when it does not listen at all.
+    pub health: Option<String>,
+    /// Whether Running is Last.
+    pub sync: Sync,
+    /// The failure that matters now: the Last artifact's when it failed,
+    /// else the component's latest.
+    pub last_failure: Option<Failure>,
+    /// The rules that fire for it.
+    pub problems: Vec<Problem>,
+}
+
+/// The result of the listen check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum UpDown {
+    /// Something listens on the port.
+    #[serde(rename = "UP")]
+    Up,
+    /// Nothing listens on the port.
+    #[serde(rename = "DOWN")]
+    Down,
+}
+
+impl UpDown {
+    /// `UP` or `DOWN`.
+    pub fn word(self) -> &'static str {
+        match self {
+            UpDown::Up => "UP",
+            UpDown::Down => "DOWN",
+        }
+    }
+}
+
+/// Sync: is Running the Last artifact, and if not, why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Sync {
+    /// Which case.
+    pub state: SyncState,
+    /// Since when it is so: Running's start (in sync), the journal's time
+    /// (switching), Last's collection (out of sync), the failure (failed).
+    #[serde(with = "serde_rfc3339::option")]
+    pub since: Option<DateTime<Utc>>,
+    /// Whole minutes since `since`.
+    pub minutes: Option<i64>,
+    /// Why, in words, when there is more to say.
+    pub reason: Option<String>,
+}
+
+/// The cases of [`Sync`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncState {
+    /// Running is Last (or nothing newer was collected).
+    InSync,
+    /// A switcher pass is under way (its journal exists).
+    Switching,
+    /// Last is not running yet.
+    OutOfSync,
+    /// Last was tried and failed; something older runs instead.
+    Failed,
+    /// A state file cannot be read, so Last or Running is not known.
+    Unknown,
+}
+
+impl SyncState {
+    /// The state as the JSON spells it.
+    pub fn word(self) -> &'static str {
+        match self {
+            SyncState::InSync => "in-sync",
+            SyncState::Switching => "switching",
+            SyncState::OutOfSync => "out-of-sync",
+            SyncState::Failed => "failed",
+            SyncState::Unknown => "unknown",
+        }
+    }
+
+    /// The state in words, for people.
+    pub fn words(self) -> &'static str {
+        match self {
+            SyncState::InSync => "in sync",
+            SyncState::Switching => "switching now",
+            SyncState::OutOfSync => "out of sync",
+            SyncState::Failed => "failed",
+            SyncState::Unknown => "unknown",
+        }
+    }
+}
+
+/// One of the seed's troubleshooting rules that fires, in words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// A stable identifier: `down`, `unhealthy`, `out-of-sync`,
+    /// `deploy-failed`, `collector-not-running`, `switcher-not-running`,
+    /// `collector-error`, `state-unreadable`, `upload-waiting`,
+    /// `quarantined`, `history-unreadable`.
+    pub rule: &'static str,
+    /// What is wrong and what it means, for people.
+    pub message: String,
+}
+
+/// The collector's side, from state/collector.json.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CollectorRun {
+    /// When its last pass ended.
+    #[serde(with = "serde_rfc3339::option")]
+    pub last_run: Option<DateTime<Utc>>,
+    /// Why its last pass failed, if it did.
+    pub last_error: Option<String>,
+    /// Why state/collector.json cannot be read, if it cannot.
+    pub state_error: Option<String>,
+}
+
+/// The switcher's side, from state/switcher.json.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SwitcherRun {
+    /// When its last pass ended.
+    #[serde(with = "serde_rfc3339::option")]
+    pub last_run: Option<DateTime<Utc>>,
+    /// How long that pass took, in milliseconds.
+    pub last_pass_ms: Option<u64>,
+    /// How many deploys have failed since the state began.
+    pub failures_total: u64,
+    /// Why state/switcher.json cannot be read, if it cannot.
+    pub state_error: Option<String>,
+}
+
+/// A file in quarantine/ and why it is there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Quarantined {
+    /// The file name (lossily decoded). Untrusted text.
+    pub name: String,
+    /// The first line of `<name>.reason`, if there is one.
+    pub reason: Option<String>,
+    /// When it was quarantined (the file's modification time).
+    #[serde(with = "serde_rfc3339::option")]
+    pub modified: Option<DateTime<Utc>>,
+}
+
+impl StatusDoc {
+    /// Every problem: the components' (prefixed with the component) and the
+    /// others, in page order.
+    pub fn all_problems(&self) -> Vec<(Option<&str>, &Problem)> {
+        let mut all: Vec<(Option<&str>, &Problem)> = Vec::new();
+        for (name, c) in &self.components {
+            all.extend(c.problems.iter().map(|p| (Some(name.as_str()), p)));
+        }
+        all.extend(self.problems.iter().map(|p| (None, p)));
+        all
+    }
+}

@@ -1,0 +1,386 @@
+//! The seed's troubleshooting rules, applied: from what [`Inputs`] read to
+//! the [`StatusDoc`], with every rule that fires named in words.
+//!
+//! The seed (the operations note this product replaces) says: Status DOWN
+//! means the server has crashed; UP does not prove it works; Last and
+//! Running may differ for a few minutes after a pipeline, and if they
+//! differ for long someone must find out why the new version does not
+//! start; if the pipeline passed but Last stays stale, the script that
+//! receives artifacts is not working. Each of those is a [`Problem`] here,
+//! plus what the new parts add: failed deploys, uploads waiting for their
+//! marker, quarantined files, unreadable state.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use deploy_root::state::{CollectorState, Failure, LastArtifact, SwitcherState};
+use deploy_root::time::{age, human};
+use deploy_root::Config;
+
+use super::inputs::{Inputs, Probe};
+use super::model::{
+    CollectorRun, ComponentStatus, Problem, StatusDoc, SwitcherRun, Sync, SyncState, UpDown, SCHEMA,
+};
+use crate::probe::Health;
+
+/// A quarantined file counts as a problem this long; after that it is only
+/// listed (quarantine/ keeps files until the collector prunes them).
+const RECENT_QUARANTINE: Duration = Duration::hours(24);
+
+/// Builds the document from `inputs` as of `now`.
+pub fn document(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> StatusDoc {
+    let empty_collector = CollectorState::default();
+    let empty_switcher = SwitcherState::default();
+    let collector = inputs.collector.as_ref().unwrap_or(&empty_collector);
+    let switcher = inputs.switcher.as_ref().unwrap_or(&empty_switcher);
+    let states_readable = inputs.collector.is_ok() && inputs.switcher.is_ok();
+
+    let mut components = BTreeMap::new();
+    for (name, component) in &config.components {
+        let last = collector.last.get(name).cloned();
+        let state = switcher.components.get(name);
+        let running = state.and_then(|s| s.running.clone());
+        let probe = inputs.probes.get(name).cloned().unwrap_or(Probe {
+            listening: false,
+            health: None,
+            checked_at: now,
+        });
+        let sync = if states_readable {
+            sync_of(last.as_ref(), running.as_ref(), switcher, inputs, now)
+        } else {
+            Sync {
+                state: SyncState::Unknown,
+                since: None,
+                minutes: None,
+                reason: Some("a state file cannot be read (see the problems)".into()),
+            }
+        };
+        let failed_last = last
+            .as_ref()
+            .and_then(|l| switcher.failed.get(&l.info.artifact));
+        let last_failure = match (sync.state, failed_last) {
+            (SyncState::Failed, Some(f)) => Some(f.clone()),
+            _ => state.and_then(|s| s.last_failure.clone()),
+        };
+
+        let mut problems = Vec::new();
+        let status = if probe.listening {
+            UpDown::Up
+        } else {
+            UpDown::Down
+        };
+        if status == UpDown::Down {
+            let during = if sync.state == SyncState::Switching {
+                " (a switch is under way, so this may last only moments)"
+            } else {
+                ""
+            };
+            problems.push(Problem {
+                rule: "down",
+                message: format!(
+                    "the {name} is not listening on port {}: it has crashed or was stopped, and is not working{during}",
+                    component.port
+                ),
+            });
+        }
+        let health = probe.health.as_ref().map(|h| match h {
+            Health::Healthy(_) => "healthy".to_string(),
+            other => format!(
+                "unhealthy: {}",
+                other.describe(component.health_url.as_deref().unwrap_or(""))
+            ),
+        });
+        if let (Some(h), Some(url)) = (&probe.health, &component.health_url) {
+            if !h.is_healthy() {
+                problems.push(Problem {
+                    rule: "unhealthy",
+                    message: format!(
+                        "the {name} is UP but not healthy: {}. Listening does not prove it works; someone has to investigate (the cause may be in the business logic)",
+                        h.describe(url)
+                    ),
+                });
+            }
+        }
+        if let Some(p) = sync_problem(name, &sync, last.as_ref(), failed_last, config, now) {
+            problems.push(p);
+        }
+
+        components.insert(
+            name.clone(),
+            ComponentStatus {
+                port: component.port,
+                last,
+                running,
+                status,
+                checked_at: probe.checked_at,
+                health_url: component.health_url.clone(),
+                health,
+                sync,
+                last_failure,
+                problems,
+            },
+        );
+    }
+
+    StatusDoc {
+        schema: SCHEMA,
+        generated_at: now,
+        components,
+        collector: CollectorRun {
+            last_run: collector.last_run,
+            last_error: collector.last_error.clone(),
+            state_error: inputs.collector.as_ref().err().cloned(),
+        },
+        switcher: SwitcherRun {
+            last_run: switcher.last_run,
+            last_pass_ms: switcher.last_pass_ms,
+            failures_total: switcher.failures_total,
+            state_error: inputs.switcher.as_ref().err().cloned(),
+        },
+        waiting: collector.waiting.clone(),
+        quarantined: inputs.quarantined.clone(),
+        history: inputs.history.clone(),
+        problems: global_problems(config, inputs, collector, switcher, now),
+    }
+}
+
+/// Which of the sync cases holds for one component.
+fn sync_of(
+    last: Option<&LastArtifact>,
+    running: Option<&deploy_root::state::RunningRelease>,
+    switcher: &SwitcherState,
+    inputs: &Inputs,
+    now: DateTime<Utc>,
+) -> Sync {
+    let make = |state, since: Option<DateTime<Utc>>, reason: Option<String>| Sync {
+        state,
+        since,
+        minutes: since.map(|s| (now - s).num_minutes().max(0)),
+        reason,
+    };
+    if let Some(since) = inputs.journal_since {
+        return make(SyncState::Switching, Some(since), None);
+    }
+    let Some(last) = last else {
+        // Nothing collected: nothing newer waits to run.
+        return make(
+            SyncState::InSync,
+            running.map(|r| r.since),
+            Some("no artifact collected yet".into()),
+        );
+    };
+    if running.is_some_and(|r| r.info.artifact == last.info.artifact) {
+        return make(SyncState::InSync, running.map(|r| r.since), None);
+    }
+    if let Some(f) = switcher.failed.get(&last.info.artifact) {
+        return make(
+            SyncState::Failed,
+            Some(f.at),
+            Some(format!("step {}: {}", f.step, f.reason)),
+        );
+    }
+    make(
+        SyncState::OutOfSync,
+        Some(last.collected_at),
+        recorded_reason(&last.info.artifact, inputs),
+    )
+}
+
+/// The newest reason the switcher recorded about `artifact` in its history.
+fn recorded_reason(artifact: &str, inputs: &Inputs) -> Option<String> {
+    inputs
+        .history
+        .iter()
+        .find(|h| h.artifact.as_deref() == Some(artifact) && h.reason.is_some())
+        .and_then(|h| {
+            h.reason
+                .as_ref()
+                .map(|r| format!("the switcher recorded {}: {r}", h.outcome))
+        })
+}
+
+/// The problem a sync state is, if it is one.
+fn sync_problem(
+    name: &str,
+    sync: &Sync,
+    last: Option<&LastArtifact>,
+    failed: Option<&Failure>,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Option<Problem> {
+    let last = last?;
+    match sync.state {
+        SyncState::Failed => {
+            let f = failed?;
+            let exit = f
+                .exit_code
+                .map(|c| format!(" (exit code {c})"))
+                .unwrap_or_default();
+            let instead = if f.running_instead.is_empty() {
+                "nothing runs instead".to_string()
+            } else {
+                let list: Vec<String> = f
+                    .running_instead
+                    .iter()
+                    .map(|(c, a)| format!("{c}: {a}"))
+                    .collect();
+                format!("running instead: {}", list.join(", "))
+            };
+            let rollback = if f.rollback_failed {
+                "; the rollback failed too, so the service may be down"
+            } else {
+                ""
+            };
+            Some(Problem {
+                rule: "deploy-failed",
+                message: format!(
+                    "the new {name} version {} ({}) has not started: it failed at step {}{exit}: {}; {instead}{rollback}. It will not be tried again by itself",
+                    last.info.version, last.info.artifact, f.step, f.reason
+                ),
+            })
+        }
+        SyncState::OutOfSync => {
+            let since = sync.since?;
+            let limit = config.status.out_of_sync_after;
+            if (now - since).to_std().map_or(true, |d| d <= limit) {
+                // A few minutes after a pipeline this is normal (the seed).
+                return None;
+            }
+            let why = match &sync.reason {
+                Some(r) => format!(" ({r})"),
+                None => {
+                    " (no reason recorded: see the switcher's last runs and state/logs/)".into()
+                }
+            };
+            Some(Problem {
+                rule: "out-of-sync",
+                message: format!(
+                    "the new {name} version {} ({}) has not started for {} min, longer than the {} allowed{why}; someone has to find out why",
+                    last.info.version,
+                    last.info.artifact,
+                    sync.minutes.unwrap_or(0),
+                    span(limit)
+                ),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A config duration in words: "10 min", "90 s", "2 h".
+pub fn span(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s % 3600 == 0 && s >= 3600 {
+        format!("{} h", s / 3600)
+    } else if s % 60 == 0 && s >= 60 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// When a time is shown in a message: "2026-11-26 23:50:12 UTC (12 min ago)".
+pub fn when(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    format!("{} ({})", human(t), age(t, now))
+}
+
+/// The problems that concern no single component.
+fn global_problems(
+    config: &Config,
+    inputs: &Inputs,
+    collector: &CollectorState,
+    switcher: &SwitcherState,
+    now: DateTime<Utc>,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (file, err) in [
+        ("state/collector.json", inputs.collector.as_ref().err()),
+        ("state/switcher.json", inputs.switcher.as_ref().err()),
+    ] {
+        if let Some(err) = err {
+            problems.push(Problem {
+                rule: "state-unreadable",
+                message: format!(
+                    "{file} cannot be read, so this page cannot tell Last or Running: {err}"
+                ),
+            });
+        }
+    }
+
+    // Cron runs both every period; two periods without a run is not a
+    // late start any more.
+    let period = config.status.period;
+    let limit = Duration::from_std(period * 2).unwrap_or(Duration::MAX);
+    let stale = |last_run: Option<DateTime<Utc>>| last_run.map_or(true, |t| now - t > limit);
+    if inputs.collector.is_ok() && stale(collector.last_run) {
+        let since = collector
+            .last_run
+            .map_or("ever (state/collector.json has no run)".to_string(), |t| {
+                when(t, now)
+            });
+        problems.push(Problem {
+            rule: "collector-not-running",
+            message: format!(
+                "the artifact receiver (collector) has not run since {since}, more than two periods ({}): if a pipeline passed but Last stays stale, this is why; check its cron job or timer",
+                span(period * 2)
+            ),
+        });
+    }
+    if inputs.switcher.is_ok() && stale(switcher.last_run) {
+        let since = switcher
+            .last_run
+            .map_or("ever (state/switcher.json has no run)".to_string(), |t| {
+                when(t, now)
+            });
+        problems.push(Problem {
+            rule: "switcher-not-running",
+            message: format!(
+                "the switcher has not run since {since}, more than two periods ({}): new versions will not start; check its cron job or timer",
+                span(period * 2)
+            ),
+        });
+    }
+    if let Some(err) = &collector.last_error {
+        problems.push(Problem {
+            rule: "collector-error",
+            message: format!("the collector's last pass failed: {err}"),
+        });
+    }
+    for w in collector.waiting.iter().filter(|w| w.stale) {
+        problems.push(Problem {
+            rule: "upload-waiting",
+            message: format!(
+                "the upload {} ({} bytes) has waited for its marker since {}: {}",
+                w.name,
+                w.size,
+                when(w.modified, now),
+                w.reason
+            ),
+        });
+    }
+    for q in &inputs.quarantined {
+        if q.modified.is_some_and(|t| now - t <= RECENT_QUARANTINE) {
+            problems.push(Problem {
+                rule: "quarantined",
+                message: format!(
+                    "{} was quarantined: {}",
+                    q.name,
+                    q.reason.as_deref().unwrap_or("no reason file")
+                ),
+            });
+        }
+    }
+    if let Some(err) = &inputs.quarantine_error {
+        problems.push(Problem {
+            rule: "state-unreadable",
+            message: err.clone(),
+        });
+    }
+    for err in &inputs.history_errors {
+        problems.push(Problem {
+            rule: "history-unreadable",
+            message: err.clone(),
+        });
+    }
+    problems
+}
