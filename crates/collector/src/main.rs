@@ -1,1 +1,63 @@
-fn main() {}
+//! `collector`: takes complete, verified artifacts from the drop folder into
+//! staging, once per run (cron starts it every minute).
+//!
+//! `main` only parses the command line and maps the outcome to an exit code;
+//! [`pass`] does the work. See `collector --help` for the exit codes.
+
+mod cli;
+mod collect;
+mod exit_codes;
+mod last;
+mod mover;
+mod open;
+mod pass;
+mod prune;
+mod quarantine;
+mod scan;
+mod staging;
+mod summary;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use deploy_root::{Config, ConfigError, Layout};
+
+use crate::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli.log.init();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("collector: {err:#}");
+            if err.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(exit_codes::CONFIG)
+            } else {
+                ExitCode::from(exit_codes::FAILED)
+            }
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let path = Config::resolve_path(cli.config.as_deref());
+    let config = Config::load(&path)?;
+    let layout = Layout::new(&config);
+    let outcome = pass::run(&config, &layout)?;
+    let code = match &outcome {
+        pass::Outcome::Locked => exit_codes::OK,
+        pass::Outcome::Done(summary) if summary.errors.is_empty() => exit_codes::OK,
+        pass::Outcome::Done(_) => exit_codes::FAILED,
+    };
+    if cli.json {
+        let json = match &outcome {
+            pass::Outcome::Locked => summary::Summary::locked_json(),
+            pass::Outcome::Done(summary) => serde_json::to_string_pretty(summary)?,
+        };
+        writeln!(std::io::stdout().lock(), "{json}").context("writing to stdout")?;
+    }
+    Ok(ExitCode::from(code))
+}

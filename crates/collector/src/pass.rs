@@ -1,0 +1,177 @@
+//! One pass: lock, handle every drop entry, tidy and prune, record "Last".
+//!
+//! One bad file never fails the pass: it is quarantined or reported as
+//! waiting, and the pass goes on. An I/O error on one file is logged and
+//! recorded, the pass goes on with the others, and the run exits 1.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use deploy_root::fault;
+use deploy_root::lock;
+use deploy_root::state::{self, CollectorState, SwitcherState, WaitingUpload};
+use deploy_root::{Config, Layout};
+use tracing::{debug, error, info};
+
+use crate::summary::Summary;
+use crate::{collect, last, prune, scan, staging};
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Another run holds the lock; nothing was done.
+    Locked,
+    /// The pass ran; errors, if any, are in the summary.
+    Done(Summary),
+}
+
+/// What the handlers of one pass share.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    /// The config.
+    pub config: &'a Config,
+    /// The deploy root's folders.
+    pub layout: &'a Layout,
+    /// When the pass began.
+    pub now: DateTime<Utc>,
+    /// Whether drop/ and staging/ are on one filesystem (then the digest is
+    /// checked before rename; otherwise while copying).
+    pub same_fs: bool,
+    /// The uploads the previous pass reported waiting (to warn only once).
+    pub previously_waiting: Vec<WaitingUpload>,
+    /// What this pass did.
+    pub summary: Summary,
+    /// The artifacts this pass took into staging, and when.
+    pub collected_at: BTreeMap<String, DateTime<Utc>>,
+}
+
+impl Ctx<'_> {
+    /// Records an error of this pass (the pass goes on).
+    pub fn error(&mut self, e: &anyhow::Error) {
+        error!("{e:#}");
+        self.summary.errors.push(format!("{e:#}"));
+    }
+}
+
+/// Runs one pass.
+pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<Outcome> {
+    layout.ensure()?;
+    let lock_path = layout.collector_lock();
+    let Some(_lock) = lock::try_lock(&lock_path)? else {
+        // info, not warn: a long copy overlapping the next cron run is
+        // normal, and cron would mail a warning every minute.
+        info!(
+            "another collector run holds {}; leaving this pass to it",
+            lock_path.display()
+        );
+        return Ok(Outcome::Locked);
+    };
+    fault::point("collector:after-lock");
+
+    let previous: CollectorState = state::load(&layout.collector_state())?;
+    let mut ctx = Ctx {
+        config,
+        layout,
+        now: Utc::now(),
+        same_fs: same_device(&layout.drop, &layout.staging)?,
+        previously_waiting: previous.waiting.clone(),
+        summary: Summary::default(),
+        collected_at: BTreeMap::new(),
+    };
+
+    for dir in [&layout.staging, &layout.quarantine] {
+        match staging::remove_temps(dir) {
+            Ok(removed) => {
+                for path in removed {
+                    info!("removed {} left by a run cut short", path.display());
+                }
+            }
+            Err(e) => ctx.error(&e),
+        }
+    }
+
+    match scan::scan(&layout.drop) {
+        Ok(items) => {
+            for item in items {
+                if let Err(e) = collect::handle(&mut ctx, item) {
+                    ctx.error(&e);
+                }
+            }
+        }
+        Err(e) => ctx.error(
+            &anyhow::Error::from(e)
+                .context(format!("listing the drop folder {}", layout.drop.display())),
+        ),
+    }
+
+    match staging::tidy(&layout.staging, &layout.drop) {
+        Ok(removed) => {
+            for name in removed {
+                info!("removed staging/{name}, left half pruned by a run cut short");
+            }
+        }
+        Err(e) => ctx.error(&e),
+    }
+
+    prune(&mut ctx);
+
+    let last = match staging::list(&layout.staging) {
+        Ok(staged) => last::compute(config, &staged, &previous.last, &ctx.collected_at),
+        Err(e) => {
+            ctx.error(
+                &anyhow::Error::from(e).context(format!("listing {}", layout.staging.display())),
+            );
+            previous.last.clone()
+        }
+    };
+
+    let state = CollectorState {
+        schema: state::SCHEMA,
+        last_run: Some(Utc::now()),
+        last_error: (!ctx.summary.errors.is_empty()).then(|| ctx.summary.errors.join("; ")),
+        last,
+        waiting: ctx.summary.waiting.clone(),
+    };
+    fault::point("collector:before-state-write");
+    state::save(&layout.collector_state(), &state)?;
+    fault::point("collector:after-state-write");
+    debug!("pass done: {:?}", ctx.summary);
+    Ok(Outcome::Done(ctx.summary))
+}
+
+/// Prunes staging and quarantine, recording what went and any error.
+fn prune(ctx: &mut Ctx<'_>) {
+    let layout = ctx.layout;
+    let staged = staging::list(&layout.staging)
+        .with_context(|| format!("listing {}", layout.staging.display()));
+    let switcher = state::load::<SwitcherState>(&layout.switcher_state())
+        .context("staging is not pruned while the switcher's state cannot be read");
+    let pruned = staged.and_then(|staged| {
+        let switcher = switcher?;
+        prune::staging(ctx.config, &layout.staging, &staged, &switcher)
+    });
+    match pruned {
+        Ok(names) => ctx.summary.pruned.extend(names),
+        Err(e) => ctx.error(&e),
+    }
+    match prune::quarantine(&layout.quarantine, ctx.config.collector.quarantine_keep) {
+        Ok(names) => ctx.summary.pruned.extend(names),
+        Err(e) => ctx.error(&e),
+    }
+    for name in &ctx.summary.pruned {
+        info!("pruned {name}");
+    }
+}
+
+/// Whether two folders are on the same filesystem.
+fn same_device(a: &Path, b: &Path) -> anyhow::Result<bool> {
+    let dev = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.dev())
+            .with_context(|| format!("inspecting {}", p.display()))
+    };
+    Ok(dev(a)? == dev(b)?)
+}
