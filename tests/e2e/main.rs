@@ -4,5 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod deliver;
 mod naming;
 mod ops;

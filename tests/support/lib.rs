@@ -5,6 +5,7 @@
 //!   binaries against it with the environment set on the child only.
 //! - [`archive`]: artifacts built from in-memory file trees, with markers.
 //! - [`net`]: free loopback ports and a tiny HTTP GET.
+//! - [`sshd`]: a real OpenSSH server on a loopback port, for deliveries.
 //!
 //! A failing test prints the command, its output and the tree it ran in:
 //! [`sandbox::Run`]'s assertions do that.
@@ -15,6 +16,7 @@ pub mod archive;
 pub mod bins;
 pub mod net;
 pub mod sandbox;
+pub mod sshd;
 
 pub use archive::{ArchiveBuilder, Entry};
 pub use sandbox::{Run, Sandbox};

@@ -1,0 +1,289 @@
+//! `artifact-name deliver` against a real sshd, with the collector on the
+//! receiving end: what CI uploads is taken whole, and what a killed upload
+//! leaves behind is never taken.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cutover_tests::bins::bin;
+use cutover_tests::sshd::Sshd;
+use cutover_tests::{Run, Sandbox};
+
+/// A build output folder with backend/ and frontend/ for `version`.
+fn build(sandbox: &Sandbox, version: &str) -> PathBuf {
+    let dir = sandbox.dir().join(format!("build-{version}"));
+    fs::create_dir_all(dir.join("backend/bin")).unwrap();
+    fs::create_dir_all(dir.join("frontend")).unwrap();
+    fs::write(dir.join("backend/VERSION"), format!("{version}\n")).unwrap();
+    fs::write(dir.join("backend/bin/run"), "#!/bin/sh\necho hi\n").unwrap();
+    fs::write(dir.join("frontend/VERSION"), format!("{version}\n")).unwrap();
+    fs::write(
+        dir.join("frontend/index.html"),
+        format!("<!doctype html><p>frontend {version}</p>\n"),
+    )
+    .unwrap();
+    dir
+}
+
+/// The arguments of `artifact-name deliver` to the sandbox's drop folder
+/// through `sshd`.
+fn deliver_args(
+    sandbox: &Sandbox,
+    sshd: &Sshd,
+    from: &Path,
+    kind: &str,
+    time: &str,
+) -> Vec<String> {
+    let mut args: Vec<String> = ["deliver", "--from"].map(String::from).to_vec();
+    args.push(from.display().to_string());
+    for a in [
+        "--kind",
+        kind,
+        "--version",
+        "1.4.2",
+        "--branch",
+        "feature/x",
+    ] {
+        args.push(a.into());
+    }
+    for a in ["--time", time, "--retries", "0", "--out"] {
+        args.push(a.into());
+    }
+    args.push(sandbox.dir().join("dist").display().to_string());
+    args.push("--target".into());
+    args.push(sshd.target(&sandbox.drop_dir()));
+    args.extend(sshd.deliver_args());
+    args
+}
+
+/// Sets `flag`'s value in `args` (each flag is accepted once).
+fn set(args: &mut [String], flag: &str, value: &str) {
+    let at = args.iter().position(|a| a == flag).unwrap();
+    args[at + 1] = value.to_string();
+}
+
+/// `artifact-name <args>` with the test's ssh command.
+fn command(sshd: &Sshd, args: &[String]) -> Command {
+    let mut cmd = Command::new(bin("artifact-name"));
+    cmd.args(args).env("CUTOVER_SSH", sshd.ssh_command());
+    cmd
+}
+
+/// `artifact-name deliver` to the sandbox's drop folder through `sshd`.
+fn deliver(sandbox: &Sandbox, sshd: &Sshd, from: &Path, kind: &str, time: &str) -> Command {
+    command(sshd, &deliver_args(sandbox, sshd, from, kind, time))
+}
+
+/// Panics with the run and the sshd log unless the run exited with `code`.
+#[track_caller]
+fn expect(run: &Run, code: i32, sshd: &Sshd) {
+    assert!(
+        run.code() == code,
+        "expected exit code {code}\n{run}\n--- sshd log\n{}",
+        sshd.log()
+    );
+}
+
+#[test]
+fn full_and_frontend_reach_the_drop_and_the_collector_takes_both() {
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start();
+    let from = build(&sandbox, "1.4.2");
+
+    let full = sandbox.run_cmd(&mut deliver(
+        &sandbox,
+        &sshd,
+        &from,
+        "full",
+        "2026-11-26T23:50:12Z",
+    ));
+    expect(&full, 0, &sshd);
+    let full_name = "full_20261126T235012Z_1.4.2_feature~x.tar.zst";
+    assert_eq!(full.stdout().trim(), full_name, "{full}");
+
+    let frontend = sandbox.run_cmd(&mut deliver(
+        &sandbox,
+        &sshd,
+        &from,
+        "frontend",
+        "2026-11-26T23:55:00Z",
+    ));
+    expect(&frontend, 0, &sshd);
+    let frontend_name = "frontend_20261126T235500Z_1.4.2_feature~x.tar.zst";
+    assert_eq!(frontend.stdout().trim(), frontend_name, "{frontend}");
+
+    // Exactly the two artifacts and their markers: no .part left over.
+    let mut want = vec![
+        full_name.to_string(),
+        format!("{full_name}.sha256"),
+        frontend_name.to_string(),
+        format!("{frontend_name}.sha256"),
+    ];
+    want.sort();
+    assert_eq!(sandbox.names("drop"), want, "{}", sandbox.listing());
+    // What arrived is byte for byte what was packed.
+    for name in &want {
+        assert_eq!(
+            fs::read(sandbox.drop_dir().join(name)).unwrap(),
+            fs::read(sandbox.dir().join("dist").join(name)).unwrap(),
+            "{name} differs from the packed file"
+        );
+    }
+
+    let collected = sandbox.run("collector", &[]);
+    collected.success();
+    assert_eq!(sandbox.names("drop"), Vec::<String>::new(), "{collected}");
+    let staged = sandbox.names("staging");
+    for name in &want {
+        assert!(staged.contains(name), "{name} not in staging\n{collected}");
+    }
+}
+
+/// Incompressible bytes (xorshift), so the archive is as large as the file.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn a_killed_upload_leaves_nothing_the_collector_takes_and_the_next_one_goes_through() {
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start();
+    let from = build(&sandbox, "1.4.2");
+    fs::write(from.join("backend/blob"), noise(8 << 20)).unwrap();
+    let name = "full_20261126T235012Z_1.4.2_feature~x.tar.zst";
+
+    // 8 MiB at 512 KiB/s: some 16 s of upload to kill into. The deliver
+    // process gets its own process group so that the kill takes rsync and
+    // ssh with it, as a cancelled CI job does.
+    let mut cmd = deliver(&sandbox, &sshd, &from, "full", "2026-11-26T23:50:12Z");
+    cmd.args(["--bwlimit", "512"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let shown = format!("{cmd:?}");
+    let mut child = cmd.spawn().unwrap();
+    let drop = sandbox.drop_dir();
+    let start = Instant::now();
+    let mut seen = None;
+    while start.elapsed() < Duration::from_secs(60) {
+        // rsync's file in the drop folder, once it holds some data.
+        let partial = fs::read_dir(&drop)
+            .unwrap()
+            .flatten()
+            .find(|e| e.metadata().is_ok_and(|m| m.len() > 0));
+        if let Some(e) = partial {
+            seen = Some((e.file_name(), e.metadata().unwrap().len()));
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pgid = child.id();
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .status();
+    let status = child.wait().unwrap();
+    let (seen_name, seen_len) = seen.unwrap_or_else(|| {
+        panic!(
+            "no upload appeared in the drop folder before {shown} ended ({status})\n{}\n--- sshd log\n{}",
+            sandbox.listing(),
+            sshd.log()
+        )
+    });
+    // rsync writes into its own temp file `.<dest>.XXXXXX`, here
+    // `..<name>.part.XXXXXX`: a dotfile named after our `.part` name.
+    let seen_text = seen_name.to_string_lossy();
+    assert!(
+        seen_text.starts_with('.')
+            && seen_text.contains(&format!(".{name}.part"))
+            && seen_len < 8 << 20,
+        "the upload in progress was {seen_name:?} ({seen_len} bytes): expected a partial dotfile"
+    );
+    assert!(!status.success(), "{shown} was not killed: {status}");
+
+    // The server side notices the dropped connection in its own time.
+    std::thread::sleep(Duration::from_millis(500));
+    for n in sandbox.names("drop") {
+        assert!(
+            n.starts_with('.'),
+            "a killed upload left {n:?}, which is not a dotfile\n{}",
+            sandbox.listing()
+        );
+    }
+    let collected = sandbox.run("collector", &[]);
+    collected.success();
+    assert!(
+        !sandbox
+            .names("staging")
+            .iter()
+            .any(|n| n.starts_with("full_")),
+        "the collector took part of a killed upload\n{collected}"
+    );
+
+    let again = sandbox.run_cmd(&mut deliver(
+        &sandbox,
+        &sshd,
+        &from,
+        "full",
+        "2026-11-26T23:50:12Z",
+    ));
+    expect(&again, 0, &sshd);
+    let collected = sandbox.run("collector", &[]);
+    collected.success();
+    let staged = sandbox.names("staging");
+    assert!(
+        staged.contains(&name.to_string()) && staged.contains(&format!("{name}.sha256")),
+        "the second delivery was not taken\n{collected}"
+    );
+}
+
+#[test]
+fn an_unreachable_or_unknown_host_fails_with_exit_3_naming_the_target() {
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start();
+    let from = build(&sandbox, "1.4.2");
+
+    // A host key that is not the server's: ssh must refuse, not prompt.
+    let other = tempfile::tempdir().unwrap();
+    let key = other.path().join("k");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let public = fs::read_to_string(key.with_extension("pub")).unwrap();
+    let wrong = other.path().join("known_hosts");
+    fs::write(&wrong, format!("[127.0.0.1]:{} {public}", sshd.port)).unwrap();
+    let mut args = deliver_args(&sandbox, &sshd, &from, "full", "2026-11-26T23:50:12Z");
+    set(&mut args, "--known-hosts", &wrong.display().to_string());
+    let run = sandbox.run_cmd(&mut command(&sshd, &args));
+    expect(&run, 3, &sshd);
+    run.stderr_has(&sshd.target(&sandbox.drop_dir()))
+        .stderr_has("Host key verification failed");
+    assert_eq!(sandbox.names("drop"), Vec::<String>::new(), "{run}");
+
+    // Nothing listens: one retry after a pause, then exit 3.
+    let closed = cutover_tests::net::free_port();
+    let mut args = deliver_args(&sandbox, &sshd, &from, "full", "2026-11-26T23:50:12Z");
+    set(&mut args, "--retries", "1");
+    set(&mut args, "--port", &closed.to_string());
+    let run = sandbox.run_cmd(&mut command(&sshd, &args));
+    expect(&run, 3, &sshd);
+    run.stderr_has("attempt 1 of 2")
+        .stderr_has("failed after 2 attempt(s)")
+        .stderr_has("Connection refused");
+}
