@@ -6,6 +6,10 @@
 //! - [`archive`]: artifacts built from in-memory file trees, with markers.
 //! - [`net`]: free loopback ports and a tiny HTTP GET.
 //! - [`sshd`]: a real OpenSSH server on a loopback port, for deliveries.
+//! - [`nginx`]: a real nginx child process serving deploy/nginx's site.
+//! - [`chromium`]: headless Chromium: rendered DOM and screenshots.
+//! - [`packages`]: Debian packages installed when missing (as root), or a
+//!   failure that names the install command.
 //!
 //! A failing test prints the command, its output and the tree it ran in:
 //! [`sandbox::Run`]'s assertions do that.
@@ -14,7 +18,10 @@
 
 pub mod archive;
 pub mod bins;
+pub mod chromium;
 pub mod net;
+pub mod nginx;
+pub mod packages;
 pub mod sandbox;
 pub mod sshd;
 

@@ -110,7 +110,7 @@ pub fn render(doc: &StatusDoc) -> String {
 fn time(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let stored = rfc3339(t);
     format!(
-        "<time datetime=\"{stored}\" data-utc=\"{stored}\">{}</time> <span class=\"age\">({})</span>",
+        "<span class=\"when\" data-utc=\"{stored}\"><time datetime=\"{stored}\">{}</time> <span class=\"age\">({})</span></span>",
         human(t),
         age(t, now)
     )

@@ -455,9 +455,9 @@ fn times_are_utc_with_age_and_a_data_utc_hook() {
     let d = doc(&healthy_inputs());
     let page = html::render(&d);
     assert!(page.contains(
-        "<time datetime=\"2026-11-27T09:36:00Z\" data-utc=\"2026-11-27T09:36:00Z\">2026-11-27 09:36:00 UTC</time> <span class=\"age\">(24 min ago)</span>"
+        "<span class=\"when\" data-utc=\"2026-11-27T09:36:00Z\"><time datetime=\"2026-11-27T09:36:00Z\">2026-11-27 09:36:00 UTC</time> <span class=\"age\">(24 min ago)</span></span>"
     ), "{page}");
-    assert!(page.contains("Generated <time datetime=\"2026-11-27T10:00:00Z\""));
+    assert!(page.contains("Generated <span class=\"when\" data-utc=\"2026-11-27T10:00:00Z\">"));
     let t = text::render(&d);
     assert!(t.contains("2026-11-27 09:36:00 UTC (24 min ago)"), "{t}");
 }
@@ -579,5 +579,67 @@ fn refresh_writes_the_three_files() -> anyhow::Result<()> {
     assert!(text.contains("nothing deployed yet"), "{text}");
     let json: serde_json::Value = serde_json::from_str(&super::render_json(&config, &layout)?)?;
     assert_eq!(json["components"]["backend"]["status"], "DOWN");
+    Ok(())
+}
+
+/// A branch that would set the page's title if its script ever ran.
+const TITLE_EVIL: &str = "x/<script>document.title=\"pwned\"</script>";
+
+#[test]
+fn a_real_browser_shows_hostile_text_as_text_and_runs_only_our_script() -> anyhow::Result<()> {
+    use cutover_tests::chromium;
+    let mut i = healthy_inputs();
+    let evil = info("full", "6.6", EVIL, 1);
+    let titled = info("frontend", "6.7", TITLE_EVIL, 1);
+    collector_mut(&mut i)
+        .last
+        .insert("backend".into(), last(&evil, 1));
+    collector_mut(&mut i)
+        .last
+        .insert("frontend".into(), last(&titled, 1));
+    i.quarantined.push(Quarantined {
+        name: "q\u{202E}gpj.exe<img src=x onerror=alert(2)>".into(),
+        reason: Some("'\"><script>document.title='pwned2'</script>".into()),
+        modified: Some(now()),
+    });
+    let d = doc(&i);
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("deploy-status.html");
+    std::fs::write(&path, html::render(&d))?;
+    let url = format!("file://{}", path.display());
+
+    let dom = chromium::dump_dom(&url);
+    let title = dom
+        .split_once("<title>")
+        .and_then(|(_, rest)| rest.split_once("</title>"))
+        .map(|(t, _)| t.to_string());
+    assert_eq!(
+        title.as_deref(),
+        Some("Deploy status: 1 problem(s)"),
+        "the page's title changed: some script ran\n{dom}"
+    );
+    for bad in ["<svg", "<img", "pwned\"</script", "<script>document"] {
+        assert!(!dom.contains(bad), "the DOM holds {bad:?}\n{dom}");
+    }
+    assert!(dom.contains("x/&lt;svg/onload=alert(1)&gt;"), "{dom}");
+    assert!(
+        dom.contains("x/&lt;script&gt;document.title=\"pwned\"&lt;/script&gt;"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("[U+202E]") && !dom.contains('\u{202E}'),
+        "{dom}"
+    );
+    // Our own script did run (its CSP hash is right): local times appear,
+    // in the viewer's zone (chromium runs with TZ=Asia/Kolkata).
+    assert!(
+        dom.contains("class=\"local\"") && dom.contains("your time:"),
+        "the page's own script did not run (CSP hash wrong?)\n{dom}"
+    );
+    assert!(dom.contains("GMT+5:30") || dom.contains("IST"), "{dom}");
+
+    let shot = chromium::output_dir().join("status-unit-hostile.png");
+    chromium::screenshot(&url, &shot, 412, 1600);
+    eprintln!("screenshot: {}", shot.display());
     Ok(())
 }
