@@ -1,0 +1,13 @@
+//! `artifact-name deliver` from outside: the archive it packs, where it
+//! finds version and branch, `--wait` against a status page served on
+//! loopback, and the CI templates that call it (linted by real linters).
+//!
+//! Uploads through a real sshd are tested end to end in tests/e2e/deliver.rs.
+
+#![allow(clippy::unwrap_used)]
+
+mod detect;
+mod pack;
+mod support;
+mod templates;
+mod wait;

@@ -1,0 +1,147 @@
+//! `deliver --wait` against a status page served on loopback by a tiny
+//! HTTP server in the test: success, a recorded failure, and a time-out.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use crate::support::{bin, run, Run};
+
+const NAME: &str = "full_20261126T235012Z_1.4.2_master.tar.zst";
+
+/// Serves `docs` in turn at any path (the last one forever); returns the
+/// base URL and the paths requested.
+fn serve(docs: Vec<serde_json::Value>) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        let mut n = 0;
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => req.extend_from_slice(&buf[..k]),
+                }
+            }
+            let line = String::from_utf8_lossy(&req)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            log.lock().unwrap().push(line);
+            let body = docs[n.min(docs.len() - 1)].to_string();
+            n += 1;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, seen)
+}
+
+fn running(backend: &str, frontend: &str) -> serde_json::Value {
+    json!({"schema": 1, "components": {
+        "backend": {"running": {"artifact": backend, "kind": "full"}, "last_failure": null},
+        "frontend": {"running": {"artifact": frontend, "kind": "full"}},
+    }})
+}
+
+fn deliver_wait(dir: &Path, url: &str, timeout: &str) -> Run {
+    let from = dir.join("build");
+    for c in ["backend", "frontend"] {
+        std::fs::create_dir_all(from.join(c)).unwrap();
+        std::fs::write(from.join(c).join("VERSION"), "1.4.2").unwrap();
+    }
+    let mut cmd = bin();
+    cmd.arg("deliver")
+        .arg("--from")
+        .arg(&from)
+        .args(["--kind", "full", "--version", "1.4.2", "--branch", "master"])
+        .args(["--time", "2026-11-26T23:50:12Z", "--out"])
+        .arg(dir.join("dist"))
+        .args([
+            "--wait",
+            url,
+            "--wait-timeout",
+            timeout,
+            "--wait-interval",
+            "100ms",
+        ]);
+    run(&mut cmd, dir)
+}
+
+#[test]
+fn succeeds_once_every_component_runs_the_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = "full_20261125T000000Z_1.4.1_master.tar.zst";
+    let (url, seen) = serve(vec![
+        json!("not yet a status document"),
+        running(old, old),
+        running(NAME, old),
+        running(NAME, NAME),
+    ]);
+    let r = deliver_wait(dir.path(), &url, "30s");
+    r.code_is(0);
+    assert_eq!(r.stdout().trim(), NAME, "{r}");
+    r.stderr_has("backend runs full_20261125T000000Z_1.4.1_master.tar.zst")
+        .stderr_has(&format!("{NAME} runs"));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4, "{seen:?}\n{r}");
+    assert!(
+        seen.iter()
+            .all(|l| l.starts_with("GET /deploy-status.json ")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn fails_with_the_recorded_reason_when_the_switcher_marks_it_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = "full_20261125T000000Z_1.4.1_master.tar.zst";
+    let mut doc = running(old, old);
+    doc["components"]["backend"]["last_failure"] = json!({
+        "artifact": NAME, "component": "backend", "step": "start",
+        "reason": "start command exited with 3: port 8080 in use",
+    });
+    let (url, _) = serve(vec![running(old, old), doc]);
+    deliver_wait(dir.path(), &url, "30s")
+        .code_is(4)
+        .stderr_has("start command exited with 3: port 8080 in use")
+        .stderr_has("\"start\"")
+        .stderr_has(NAME);
+}
+
+#[test]
+fn times_out_saying_what_runs_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = "full_20261125T000000Z_1.4.1_master.tar.zst";
+    let (url, _) = serve(vec![running(NAME, old)]);
+    let started = std::time::Instant::now();
+    let r = deliver_wait(dir.path(), &url, "1s");
+    r.code_is(5)
+        .stderr_has(&format!("frontend runs {old}"))
+        .stderr_has("within 1s");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{r}"
+    );
+    // Another schema is not guessed at.
+    let (url, _) = serve(vec![json!({"schema": 2, "components": {}})]);
+    deliver_wait(dir.path(), &url, "5s")
+        .code_is(1)
+        .stderr_has("schema 2");
+    // Only plain http is built in; https is refused before packing.
+    deliver_wait(dir.path(), "https://vm1/", "5s")
+        .code_is(1)
+        .stderr_has("expected an http:// URL");
+}
