@@ -7,3 +7,4 @@
 mod deliver;
 mod naming;
 mod ops;
+mod status;
