@@ -4,6 +4,35 @@
 //! Modules (see ARCHITECTURE.md for the steps of a pass):
 //! - [`probe`]: is a port listening, does a health URL answer 2xx.
 //! - [`status`]: the status page, its JSON and the Prometheus text file.
+//! - [`cli`], [`exit_codes`]: the command line.
+//! - [`pass`]: one pass, start to end; [`dry_run`]: the same plan in words.
+//! - [`staged`], [`plan`]: what is staged and what to take into service.
+//! - [`release`], [`unpack`]: making release folders, safely.
+//! - [`switch`], [`command`], [`verify`]: stop, flip, start, verify, go back.
+//! - [`journal`], [`recover`]: crash safety.
+//! - [`record`], [`history`], [`failure`]: what a pass writes down.
+//! - [`retention`]: pruning releases and staging.
+//! - [`rollback`], [`releases_cmd`]: the subcommands.
 
 pub mod probe;
 pub mod status;
+
+pub mod cli;
+pub mod command;
+pub mod dry_run;
+pub mod exit_codes;
+pub mod failure;
+pub mod history;
+pub mod journal;
+pub mod pass;
+pub mod plan;
+pub mod record;
+pub mod recover;
+pub mod release;
+pub mod releases_cmd;
+pub mod retention;
+pub mod rollback;
+pub mod staged;
+pub mod switch;
+pub mod unpack;
+pub mod verify;

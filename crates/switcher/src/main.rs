@@ -1,3 +1,13 @@
-//! `switcher`: placeholder until the switcher issue lands.
+//! `switcher`: one pass from cron, or a subcommand (see `switcher --help`).
 
-fn main() {}
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match switcher::cli::run() {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("switcher: {err:#}");
+            ExitCode::from(switcher::exit_codes::ERROR)
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The command line, and what each subcommand runs.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use deploy_root::logging::LogArgs;
+use deploy_root::{Config, Layout};
+
+use crate::{dry_run, exit_codes, pass, releases_cmd, rollback};
+
+/// Takes the newest staged artifact into service: prepares its release,
+/// stops the service, flips current/ atomically, starts it and verifies it,
+/// and rolls back by itself when any of that fails. Run it from cron.
+///
+/// Commands (stop, start, reload, prepare) run as `/bin/sh -c` with a clean
+/// environment: PATH, HOME, LANG=C.UTF-8, CUTOVER_ROOT, CUTOVER_RELEASE,
+/// CUTOVER_COMPONENT, CUTOVER_VERSION, CUTOVER_BRANCH, CUTOVER_ARTIFACT,
+/// CUTOVER_STEP; their output goes to state/logs/<component>-<step>.log.
+///
+/// Exit codes: 0 the pass ended well (deployed, nothing to do, or another
+/// run holds the lock); 3 a deploy failed and was rolled back, or failed
+/// while preparing and nothing running was touched; 4 a deploy failed and
+/// going back failed too (the service may be down); 78 the config file is
+/// missing or not valid; 1 any other error.
+#[derive(Debug, Parser)]
+#[command(name = "switcher", version, max_term_width = 100)]
+pub struct Cli {
+    /// The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print what one pass would do, in plain words, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands; without one, the switcher runs one pass.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Go back to the previous good release (stop, flip, start, verify).
+    ///
+    /// Without COMPONENT: the most recently deployed artifact, on every
+    /// component it carried. The artifact rolled back from is marked failed,
+    /// so that the next pass does not deploy it again by itself.
+    Rollback {
+        /// Roll back only this component.
+        component: Option<String>,
+    },
+    /// List the releases on disk per component, marking the running, the
+    /// previous and failed ones.
+    Releases,
+}
+
+/// Parses the command line and runs it.
+pub fn run() -> anyhow::Result<u8> {
+    let cli = Cli::parse();
+    cli.log.init();
+    let path = Config::resolve_path(cli.config.as_deref());
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("switcher: {e}");
+            return Ok(exit_codes::CONFIG);
+        }
+    };
+    let layout = Layout::new(&config);
+    match cli.command {
+        None if cli.dry_run => {
+            let text = dry_run::render(&config, &layout)?;
+            print(&text)?;
+            Ok(exit_codes::OK)
+        }
+        None => pass::run(&config, &layout),
+        Some(Command::Rollback { component }) => {
+            rollback::run(&config, &layout, component.as_deref())
+        }
+        Some(Command::Releases) => {
+            print(&releases_cmd::render(&config, &layout)?)?;
+            Ok(exit_codes::OK)
+        }
+    }
+}
+
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("writing to stdout")
+}

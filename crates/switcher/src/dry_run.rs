@@ -1,0 +1,200 @@
+//! `switcher --dry-run`: the plan in plain words, changing nothing.
+//!
+//! It reads the config, the state, the journal and staging, and writes
+//! only to stdout: no lock file is created or taken (a run in progress may
+//! change things meanwhile; the plan says what a pass would do now), no
+//! state file, no status page.
+
+use std::fmt::Write as _;
+
+use deploy_root::state::{RunningRelease, SwitcherState};
+use deploy_root::{state, time, Config, Layout};
+
+use crate::journal::{self, Step};
+use crate::{plan, staged, switch, verify};
+
+/// The plan, as text for stdout.
+pub fn render(config: &Config, layout: &Layout) -> anyhow::Result<String> {
+    let st: SwitcherState = state::load(&layout.switcher_state())?;
+    let mut out = String::new();
+    let w = &mut out;
+    writeln!(
+        w,
+        "Dry run: nothing is changed. Deploy root {}.",
+        layout.root.display()
+    )?;
+    for c in config.components.keys() {
+        match st.components.get(c).and_then(|s| s.running.as_ref()) {
+            Some(r) => writeln!(
+                w,
+                "{c}: runs {} (since {})",
+                r.info.artifact,
+                time::human(r.since)
+            )?,
+            None => writeln!(w, "{c}: runs nothing the switcher deployed")?,
+        }
+    }
+    if let Some(j) = journal::load(layout)? {
+        if j.step != Step::Recovered {
+            writeln!(
+                w,
+                "A pass was cut short at step {} while taking {} into service: a real run would first {}.",
+                j.step.as_str(),
+                j.artifact,
+                if j.step == Step::Prepare {
+                    "remove its half-made folders".to_string()
+                } else {
+                    format!("go back to what ran before it ({})", from_words(&j.from))
+                }
+            )?;
+        }
+    }
+    let staged = staged::list(layout)?;
+    let plan = plan::choose(config, &st, &staged);
+    for (artifact, why) in &plan.skipped {
+        writeln!(w, "Passed over {artifact}: {why}.")?;
+    }
+    let Some(choice) = plan.choice else {
+        if staged.is_empty() {
+            writeln!(
+                w,
+                "Nothing to deploy: staging holds no artifact with its marker."
+            )?;
+        } else {
+            writeln!(
+                w,
+                "Nothing to deploy: no staged artifact is newer than what runs and eligible."
+            )?;
+        }
+        return Ok(out);
+    };
+    let name = &choice.staged.name;
+    let id = name.stem();
+    writeln!(
+        w,
+        "Would deploy {} (kind {}, version {}, branch {}, built {}) to {}: the newest eligible staged artifact.",
+        name.file_name(),
+        name.kind(),
+        name.version(),
+        name.branch(),
+        time::human(name.build_time()),
+        choice.components.join(", ")
+    )?;
+    let mut n = 0;
+    let mut step = |w: &mut String, text: String| -> std::fmt::Result {
+        n += 1;
+        writeln!(w, "  {n}. {text}")
+    };
+    let folders: Vec<String> = choice
+        .components
+        .iter()
+        .map(|c| layout.release(c, id).display().to_string())
+        .collect();
+    step(
+        w,
+        format!(
+            "check {} against its marker and unpack it into {}",
+            choice.staged.path.display(),
+            folders.join(" and ")
+        ),
+    )?;
+    for c in &choice.components {
+        let comp = switch::component(config, c)?;
+        for p in comp.linked_dirs.iter().chain(&comp.linked_files) {
+            step(
+                w,
+                format!(
+                    "link {} to {}",
+                    layout.release(c, id).join(p).display(),
+                    layout.shared.join(c).join(p).display()
+                ),
+            )?;
+        }
+        if let Some(cmd) = &comp.prepare {
+            step(
+                w,
+                format!(
+                    "run the {c} prepare command in {}: {cmd}",
+                    layout.release(c, id).display()
+                ),
+            )?;
+        }
+    }
+    for c in &choice.components {
+        let comp = switch::component(config, c)?;
+        let running = st.components.get(c).and_then(|s| s.running.as_ref());
+        if let (Some(cmd), Some(_)) = (&comp.stop, running) {
+            step(w, format!("run the {c} stop command: {cmd}"))?;
+        }
+    }
+    for c in &choice.components {
+        let now = match std::fs::read_link(layout.current_link(c)) {
+            Ok(t) => format!("now -> {}", t.display()),
+            Err(_) => "now missing".to_string(),
+        };
+        step(
+            w,
+            format!(
+                "flip {} -> {} ({now})",
+                layout.current_link(c).display(),
+                Layout::current_target(c, id).display()
+            ),
+        )?;
+    }
+    for c in &choice.components {
+        let comp = switch::component(config, c)?;
+        if let Some((what, cmd)) = switch::start_command(comp) {
+            step(w, format!("run the {c} {what} command: {cmd}"))?;
+        }
+    }
+    for c in &choice.components {
+        let comp = switch::component(config, c)?;
+        if !verify::applies(comp) {
+            continue;
+        }
+        let mut text = format!(
+            "verify {c}: 127.0.0.1:{} listens within {} s",
+            comp.port,
+            config.switcher.verify_timeout.as_secs_f64()
+        );
+        if let Some(url) = &comp.health_url {
+            let _ = write!(text, " and {url} answers 2xx");
+        }
+        step(w, text)?;
+    }
+    step(
+        w,
+        format!(
+            "record the outcome in {} and {}, then keep at most {} releases per component",
+            layout.switcher_state().display(),
+            layout.history().display(),
+            config.switcher.keep_releases
+        ),
+    )?;
+    writeln!(
+        w,
+        "If a step from stop on fails, it would go back to {} and mark {} failed.",
+        from_words(
+            &choice
+                .components
+                .iter()
+                .map(|c| (
+                    c.clone(),
+                    st.components.get(c).and_then(|s| s.running.clone())
+                ))
+                .collect()
+        ),
+        name.file_name()
+    )?;
+    Ok(out)
+}
+
+fn from_words(from: &std::collections::BTreeMap<String, Option<RunningRelease>>) -> String {
+    from.iter()
+        .map(|(c, r)| match r {
+            Some(r) => format!("{c} {}", r.release),
+            None => format!("{c} stopped, with no current link"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,130 @@
+//! The crash journal: `state/journal.json`, written (atomically) before
+//! each step of a switch, so that a run that finds it can finish or undo a
+//! pass that was cut short.
+//!
+//! The journal says which unit was being switched (artifact, components),
+//! from which release to which, and the step about to run. Recovery (see
+//! [`crate::recover`]) undoes everything from `stop` on by going back to
+//! the from-release; before `stop` nothing running was touched, so it only
+//! removes half-made folders. After recovery the journal stays, at step
+//! `recovered`, to count interrupted attempts: the next pass that takes the
+//! same artifact carries the count on, and a second interruption marks the
+//! artifact failed ("interrupted twice") so that a crashing deploy cannot
+//! loop for ever.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use deploy_root::state::{Failure, RunningRelease};
+use deploy_root::time::serde_rfc3339;
+use deploy_root::Layout;
+use serde::{Deserialize, Serialize};
+
+/// The step a switch is about to run (or has reached).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Unpacking, linking shared files, running prepare: nothing running touched.
+    Prepare,
+    /// Stopping the running release.
+    Stop,
+    /// Flipping current/.
+    Flip,
+    /// Starting (or reloading) the new release.
+    Start,
+    /// Checking that it listens and is healthy.
+    Verify,
+    /// Going back to the from-release after a failure.
+    Rollback,
+    /// Writing the state files.
+    Record,
+    /// A cut-short pass was undone; the journal only counts attempts now.
+    Recovered,
+}
+
+impl Step {
+    /// The step's name, as in the journal and fault points.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Prepare => "prepare",
+            Step::Stop => "stop",
+            Step::Flip => "flip",
+            Step::Start => "start",
+            Step::Verify => "verify",
+            Step::Rollback => "rollback",
+            Step::Record => "record",
+            Step::Recovered => "recovered",
+        }
+    }
+}
+
+/// `state/journal.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Journal {
+    /// deploy or rollback (a `switcher rollback` run).
+    pub action: String,
+    /// The artifact being taken into service.
+    pub artifact: String,
+    /// The components of the unit.
+    pub components: Vec<String>,
+    /// What ran before, per component (`None`: nothing, a first deploy).
+    pub from: BTreeMap<String, Option<RunningRelease>>,
+    /// What is being taken into service, per component.
+    pub to: BTreeMap<String, RunningRelease>,
+    /// The step about to run.
+    pub step: Step,
+    /// How many passes with this artifact were cut short before.
+    #[serde(default)]
+    pub attempts: u32,
+    /// The failure being rolled back from, once one happened.
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    /// When the pass started.
+    #[serde(with = "serde_rfc3339")]
+    pub started_at: DateTime<Utc>,
+}
+
+/// Reads the journal, if there is one.
+pub fn load(layout: &Layout) -> anyhow::Result<Option<Journal>> {
+    let path = layout.journal();
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).with_context(|| {
+            format!(
+                "journal {} is not valid JSON of the expected shape (check the deploy root by hand, then move it aside)",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading journal {}", path.display())),
+    }
+}
+
+/// Writes the journal atomically.
+pub fn save(layout: &Layout, journal: &Journal) -> anyhow::Result<()> {
+    deploy_root::atomic::write_json(&layout.journal(), journal)
+}
+
+/// Records that the switch is about to run `step`.
+pub fn step(layout: &Layout, journal: &mut Journal, step: Step) -> anyhow::Result<()> {
+    journal.step = step;
+    save(layout, journal)
+}
+
+/// Removes the journal (the pass is complete).
+pub fn remove(layout: &Layout) -> anyhow::Result<()> {
+    remove_path(&layout.journal())
+}
+
+fn remove_path(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+    if let Some(dir) = path.parent() {
+        deploy_root::atomic::fsync_dir(dir)?;
+    }
+    Ok(())
+}

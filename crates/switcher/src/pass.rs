@@ -1,0 +1,187 @@
+//! One pass: recover from a cut-short pass if the journal says so, choose
+//! the newest eligible staged artifact, prepare its release folders, switch
+//! to them (rolling back by itself on failure), record the outcome, prune,
+//! and refresh the status page.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chrono::Utc;
+use deploy_root::state::{ArtifactInfo, HistoryEntry, RunningRelease, SwitcherState};
+use deploy_root::{fault, lock, state, Config, Layout};
+
+use crate::exit_codes;
+use crate::journal::{self, Journal, Step};
+use crate::recover::{self, Recovery};
+use crate::switch::Outcome;
+use crate::{history, plan, record, release, retention, staged, status, switch};
+
+/// Runs one pass and returns the exit code.
+pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
+    layout.ensure()?;
+    let Some(_lock) = lock::try_lock(&layout.switcher_lock())? else {
+        tracing::warn!(
+            "another switcher run holds {}; nothing done",
+            layout.switcher_lock().display()
+        );
+        return Ok(exit_codes::OK);
+    };
+    fault::point("switcher:after-lock");
+    let started = Instant::now();
+    let result = locked_pass(config, layout, started);
+    // The status page is refreshed after every pass, whatever its outcome.
+    if let Err(e) = status::refresh(config, layout) {
+        tracing::warn!("refreshing the status page: {e:#}");
+    }
+    result
+}
+
+fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Result<u8> {
+    let mut st: SwitcherState = state::load(&layout.switcher_state())?;
+    match recover::recover(config, layout, &mut st)? {
+        Recovery::Nothing | Recovery::Recovered => {}
+        Recovery::Failed(why) => {
+            tracing::error!(
+                "recovering from a cut-short pass failed: {why}; the service may be down"
+            );
+            save(layout, &mut st, started)?;
+            return Ok(exit_codes::ROLLBACK_FAILED);
+        }
+    }
+    release::remove_temp_folders(layout)?;
+    let staged = staged::list(layout)?;
+    let plan = plan::choose(config, &st, &staged);
+    let Some(choice) = plan.choice else {
+        tracing::debug!("nothing to deploy");
+        save(layout, &mut st, started)?;
+        retention::prune(config, layout, &st, &staged);
+        return Ok(exit_codes::OK);
+    };
+    let at = Utc::now();
+    let name = &choice.staged.name;
+    let artifact = name.file_name().to_string();
+    let id = name.stem().to_string();
+    tracing::info!("deploying {artifact} to {}", choice.components.join(", "));
+    let info = ArtifactInfo::from(name);
+    let from: BTreeMap<String, Option<RunningRelease>> = choice
+        .components
+        .iter()
+        .map(|c| {
+            let running = st.components.get(c).and_then(|s| s.running.clone());
+            (c.clone(), running)
+        })
+        .collect();
+    let to: BTreeMap<String, RunningRelease> = choice
+        .components
+        .iter()
+        .map(|c| {
+            let r = RunningRelease {
+                info: info.clone(),
+                release: id.clone(),
+                since: at,
+            };
+            (c.clone(), r)
+        })
+        .collect();
+    // Interrupted attempts of this same artifact carry on (see journal).
+    let attempts = match journal::load(layout)? {
+        Some(j) if j.artifact == artifact && j.step == Step::Recovered => j.attempts,
+        _ => 0,
+    };
+    let mut j = Journal {
+        action: "deploy".into(),
+        artifact: artifact.clone(),
+        components: choice.components.clone(),
+        from: from.clone(),
+        to: to.clone(),
+        step: Step::Prepare,
+        attempts,
+        failure: None,
+        started_at: at,
+    };
+    journal::save(layout, &j)?;
+    let mut steps: Vec<(String, u64)> = Vec::new();
+    let t = Instant::now();
+    let prepared = release::prepare(config, layout, &choice.staged, &choice.components)?;
+    steps.push(("prepare".into(), ms(t)));
+    let mut entry = HistoryEntry {
+        at,
+        action: "deploy".into(),
+        artifact: Some(artifact.clone()),
+        components: choice.components.clone(),
+        outcome: String::new(),
+        reason: None,
+        steps: Vec::new(),
+        total_ms: 0,
+    };
+    if let Err(failure) = prepared {
+        tracing::error!("{artifact}: {failure}; nothing running was touched");
+        fault::point("switcher:before-state-write");
+        record::mark_failed(&mut st, failure.to_failure(&artifact, Utc::now()), &from);
+        entry.outcome = format!("{}-failed", failure.step);
+        entry.reason = Some(failure.to_string());
+        finish(layout, &mut st, entry, steps, started)?;
+        retention::prune(config, layout, &st, &staged);
+        return Ok(exit_codes::DEPLOY_FAILED);
+    }
+    let t = Instant::now();
+    let outcome = switch::switch(config, layout, &mut j)?;
+    steps.push(("switch".into(), ms(t)));
+    journal::step(layout, &mut j, Step::Record)?;
+    fault::point("switcher:before-state-write");
+    let code = match outcome {
+        Outcome::Done => {
+            record::deployed(&mut st, &to, Utc::now());
+            entry.outcome = "deployed".into();
+            tracing::info!("{artifact} runs now ({})", choice.components.join(", "));
+            exit_codes::OK
+        }
+        Outcome::RolledBack(failure) => {
+            tracing::error!("{artifact}: {failure}; rolled back, the previous release runs again");
+            record::mark_failed(&mut st, failure.to_failure(&artifact, Utc::now()), &from);
+            entry.outcome = "rolled-back".into();
+            entry.reason = Some(failure.to_string());
+            exit_codes::DEPLOY_FAILED
+        }
+        Outcome::RollbackFailed(failure, why) => {
+            tracing::error!(
+                "{artifact}: {failure}; going back failed too: {why}; the service may be down"
+            );
+            let mut f = failure.to_failure(&artifact, Utc::now());
+            f.rollback_failed = true;
+            record::mark_failed(&mut st, f, &from);
+            entry.outcome = "rollback-failed".into();
+            entry.reason = Some(format!("{failure}; going back failed: {why}"));
+            exit_codes::ROLLBACK_FAILED
+        }
+    };
+    finish(layout, &mut st, entry, steps, started)?;
+    retention::prune(config, layout, &st, &staged);
+    Ok(code)
+}
+
+/// Writes the state, appends the history line, removes the journal (in
+/// that order: a crash in between leaves a journal that recovery sees as
+/// complete or re-does harmlessly).
+fn finish(
+    layout: &Layout,
+    st: &mut SwitcherState,
+    mut entry: HistoryEntry,
+    steps: Vec<(String, u64)>,
+    started: Instant,
+) -> anyhow::Result<()> {
+    save(layout, st, started)?;
+    entry.steps = steps;
+    entry.total_ms = ms(started);
+    history::append(layout, &entry)?;
+    journal::remove(layout)
+}
+
+fn save(layout: &Layout, st: &mut SwitcherState, started: Instant) -> anyhow::Result<()> {
+    record::stamp(st, started);
+    state::save(&layout.switcher_state(), st)
+}
+
+fn ms(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,277 @@
+//! Switching a unit (one artifact's components) from one release to
+//! another: stop, flip, start, verify, and going back when any of it fails.
+//!
+//! Each step runs for every component of the unit before the next step
+//! starts, so a `full` artifact is one unit: if either component fails,
+//! both go back. The journal is written before each step (see
+//! [`crate::journal`]). [`restore`] is the way back, shared by the
+//! rollback after a failure, `switcher rollback` and crash recovery.
+
+use deploy_root::config::Component;
+use deploy_root::state::RunningRelease;
+use deploy_root::{atomic, fault, Config, Layout};
+
+use crate::command::{self, CommandContext};
+use crate::failure::StepFailure;
+use crate::journal::{self, Journal, Step};
+use crate::verify;
+
+/// How a switch ended.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// The new releases run and passed verify.
+    Done,
+    /// A step failed; the from-releases run again and passed verify.
+    RolledBack(StepFailure),
+    /// A step failed, and going back failed too (the reason of each).
+    RollbackFailed(StepFailure, String),
+}
+
+/// Switches the unit the journal describes from `from` to `to`.
+pub fn switch(config: &Config, layout: &Layout, j: &mut Journal) -> anyhow::Result<Outcome> {
+    match forward(config, layout, j)? {
+        Ok(()) => Ok(Outcome::Done),
+        Err(failure) => {
+            tracing::warn!("{}: {failure}; going back", j.artifact);
+            j.failure = Some(failure.to_failure(&j.artifact, chrono::Utc::now()));
+            journal::step(layout, j, Step::Rollback)?;
+            match restore(config, layout, &j.components, &j.from)? {
+                Ok(()) => Ok(Outcome::RolledBack(failure)),
+                Err(why) => Ok(Outcome::RollbackFailed(failure, why)),
+            }
+        }
+    }
+}
+
+fn forward(
+    config: &Config,
+    layout: &Layout,
+    j: &mut Journal,
+) -> anyhow::Result<Result<(), StepFailure>> {
+    let timeout = config.switcher.command_timeout;
+    journal::step(layout, j, Step::Stop)?;
+    for c in j.components.clone() {
+        let comp = component(config, &c)?;
+        if let (Some(cmd), Some(Some(from))) = (&comp.stop, j.from.get(&c)) {
+            let ctx = context(layout, &c, "stop", from);
+            let out = command::run(layout, cmd, &ctx, timeout)?;
+            if !out.success() {
+                return Ok(Err(command_failure(&c, "stop", &out, timeout)));
+            }
+        }
+    }
+    fault::point("switcher:after-stop");
+    journal::step(layout, j, Step::Flip)?;
+    for c in &j.components {
+        let to =
+            j.to.get(c)
+                .ok_or_else(|| anyhow::anyhow!("journal: no to-release for {c}"))?;
+        flip(layout, c, &to.release)?;
+    }
+    fault::point("switcher:after-flip");
+    journal::step(layout, j, Step::Start)?;
+    for c in j.components.clone() {
+        let comp = component(config, &c)?;
+        let Some(to) = j.to.get(&c) else { continue };
+        if let Some((step, cmd)) = start_command(comp) {
+            let ctx = context(layout, &c, step, to);
+            let out = command::run(layout, cmd, &ctx, timeout)?;
+            if !out.success() {
+                return Ok(Err(command_failure(&c, step, &out, timeout)));
+            }
+        }
+    }
+    fault::point("switcher:after-start");
+    journal::step(layout, j, Step::Verify)?;
+    for c in &j.components {
+        let comp = component(config, c)?;
+        if !verify::applies(comp) {
+            continue;
+        }
+        if let Err(reason) = verify::verify(comp, config.switcher.verify_timeout) {
+            return Ok(Err(StepFailure::new(c, "verify", reason)));
+        }
+    }
+    fault::point("switcher:after-verify");
+    Ok(Ok(()))
+}
+
+/// Brings `components` back to `from`: stop whatever runs, point current/
+/// at the from-release (or remove the link where there was none: a failed
+/// first deploy leaves the component stopped), start it, verify it.
+///
+/// Every component is tried even when one fails; `Ok(Err(_))` lists what
+/// failed.
+pub fn restore(
+    config: &Config,
+    layout: &Layout,
+    components: &[String],
+    from: &std::collections::BTreeMap<String, Option<RunningRelease>>,
+) -> anyhow::Result<Result<(), String>> {
+    let timeout = config.switcher.command_timeout;
+    let mut problems = Vec::new();
+    for c in components {
+        let comp = component(config, c)?;
+        let from = from.get(c).cloned().flatten();
+        if let Some(cmd) = &comp.stop {
+            // Stop what current/ points to now, whichever release that is.
+            let ctx = current_context(layout, c, "stop", from.as_ref());
+            let out = command::run(layout, cmd, &ctx, timeout)?;
+            if !out.success() {
+                problems.push(format!("{c}: stop {}", out.describe(timeout)));
+            }
+        }
+        match &from {
+            Some(from) => {
+                if !layout.release(c, &from.release).is_dir() {
+                    problems.push(format!(
+                        "{c}: the release to go back to, {}, is not on disk",
+                        layout.release(c, &from.release).display()
+                    ));
+                    continue;
+                }
+                if layout.current_release(c).as_deref() != Some(from.release.as_str()) {
+                    flip(layout, c, &from.release)?;
+                }
+            }
+            None => remove_link(layout, c)?,
+        }
+        fault::point("switcher:mid-rollback");
+        let Some(from) = from else {
+            tracing::warn!(
+                "{c}: there was no release before; it is left stopped and current/{c} is removed"
+            );
+            continue;
+        };
+        if let Some((step, cmd)) = start_command(comp) {
+            let ctx = context(layout, c, step, &from);
+            let out = command::run(layout, cmd, &ctx, timeout)?;
+            if !out.success() {
+                problems.push(format!(
+                    "{c}: {step} of {} {} (see {})",
+                    from.release,
+                    out.describe(timeout),
+                    out.log.display()
+                ));
+                continue;
+            }
+        }
+        if verify::applies(comp) {
+            if let Err(why) = verify::verify(comp, config.switcher.verify_timeout) {
+                problems.push(format!("{c}: {} {why}", from.release));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(problems.join("; ")))
+    }
+}
+
+/// Points current/<component> at release `id` (rename of a new link).
+pub fn flip(layout: &Layout, component: &str, id: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&layout.current)?;
+    atomic::replace_symlink(
+        &layout.current_link(component),
+        &Layout::current_target(component, id),
+    )?;
+    tracing::info!("{component}: current/{component} -> {id}");
+    Ok(())
+}
+
+fn remove_link(layout: &Layout, component: &str) -> anyhow::Result<()> {
+    let link = layout.current_link(component);
+    match std::fs::remove_file(&link) {
+        Ok(()) => atomic::fsync_dir(&layout.current),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(anyhow::Error::from(e).context(format!("removing {}", link.display()))),
+    }
+}
+
+/// The command that brings a component up: start, or reload for one that
+/// has reload and no start.
+pub fn start_command(comp: &Component) -> Option<(&'static str, &str)> {
+    match (&comp.start, &comp.reload) {
+        (Some(s), _) => Some(("start", s.as_str())),
+        (None, Some(r)) => Some(("reload", r.as_str())),
+        (None, None) => None,
+    }
+}
+
+/// The config of a component the journal or state names.
+pub fn component<'a>(config: &'a Config, name: &str) -> anyhow::Result<&'a Component> {
+    config.components.get(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "component {name:?} is not in the config (known: {})",
+            config
+                .components
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// The environment of a command about release `r`.
+pub fn context(layout: &Layout, component: &str, step: &str, r: &RunningRelease) -> CommandContext {
+    CommandContext {
+        component: component.to_string(),
+        step: step.to_string(),
+        release: layout.release(component, &r.release),
+        version: r.info.version.clone(),
+        branch: r.info.branch.clone(),
+        artifact: r.info.artifact.clone(),
+    }
+}
+
+/// The environment of a command about whatever current/ points to (the
+/// release `fallback` describes when that is the same, else names only).
+fn current_context(
+    layout: &Layout,
+    component: &str,
+    step: &str,
+    fallback: Option<&RunningRelease>,
+) -> CommandContext {
+    let current = layout.current_release(component);
+    match (current, fallback) {
+        (Some(id), Some(r)) if id == r.release => context(layout, component, step, r),
+        (Some(id), _) => CommandContext {
+            component: component.to_string(),
+            step: step.to_string(),
+            release: layout.release(component, &id),
+            version: String::new(),
+            branch: String::new(),
+            artifact: String::new(),
+        },
+        (None, Some(r)) => context(layout, component, step, r),
+        (None, None) => CommandContext {
+            component: component.to_string(),
+            step: step.to_string(),
+            release: layout.current_link(component),
+            version: String::new(),
+            branch: String::new(),
+            artifact: String::new(),
+        },
+    }
+}
+
+fn command_failure(
+    component: &str,
+    step: &str,
+    out: &command::Outcome,
+    timeout: std::time::Duration,
+) -> StepFailure {
+    StepFailure {
+        component: component.to_string(),
+        step: step.to_string(),
+        exit_code: out.code,
+        reason: format!(
+            "the {step} command {} (output in {})",
+            out.describe(timeout),
+            out.log.display()
+        ),
+        tail: out.tail.clone(),
+    }
+}

@@ -1,0 +1,199 @@
+//! Releases that fail after the stop are rolled back; archives that fail
+//! before it never touch the running service.
+
+use cutover_tests::{ArchiveBuilder, Sandbox};
+
+use crate::common::*;
+
+/// Deploys a good v1, then a v2 that misbehaves as `behaviour` says, and
+/// checks the rollback, the failure record, that v2 is not retried, and
+/// that a good v3 then goes through.
+fn broken_release_is_rolled_back(sb: &Sandbox, behaviour: &str, reason_has: &str) {
+    stage(sb, &demo("full", "1.0.0", 1));
+    let run = switcher(sb, &[]);
+    run.success();
+    assert_serves(sb, &run, "1.0.0");
+
+    let bad = demo("full", "2.0.0", 2).file("backend/BEHAVIOUR", behaviour);
+    stage(sb, &bad);
+    let run = switcher(sb, &[]);
+    run.code_is(3).stderr_has("rolled back");
+    assert_serves(sb, &run, "1.0.0");
+    assert_eq!(
+        current(sb, "backend").as_deref(),
+        Some(demo("full", "1.0.0", 1).name().stem()),
+        "{run}"
+    );
+    // A full artifact is one unit: the frontend went back too.
+    assert_eq!(
+        current(sb, "frontend").as_deref(),
+        Some(demo("full", "1.0.0", 1).name().stem()),
+        "{run}"
+    );
+    let state = sb.state_json("switcher.json");
+    let failure = &state["failed"][bad.name().file_name()];
+    assert_eq!(failure["step"], "verify", "{run}\n{state:#}");
+    assert!(
+        failure["reason"].as_str().unwrap().contains(reason_has),
+        "reason should mention {reason_has:?}: {failure:#}"
+    );
+    assert_eq!(
+        state["components"]["backend"]["running"]["version"],
+        "1.0.0"
+    );
+    assert!(
+        sb.path("staging").join(bad.name().file_name()).exists(),
+        "the artifact stays in staging\n{run}"
+    );
+    let pid = sb.backend_pid();
+
+    // Not tried again by itself.
+    let run = switcher(sb, &[]);
+    run.success();
+    assert_eq!(
+        sb.backend_pid(),
+        pid,
+        "a failed artifact must not be tried again\n{run}"
+    );
+    assert_serves(sb, &run, "1.0.0");
+
+    // A newer good one goes through.
+    stage(sb, &demo("full", "3.0.0", 3));
+    let run = switcher(sb, &[]);
+    run.success();
+    assert_serves(sb, &run, "3.0.0");
+    let history = std::fs::read_to_string(sb.root.join("state/history.jsonl")).unwrap();
+    let outcomes: Vec<String> = history
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["outcome"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["deployed", "rolled-back", "deployed"],
+        "{history}"
+    );
+}
+
+#[test]
+fn a_release_that_exits_at_once_is_rolled_back() {
+    broken_release_is_rolled_back(&sandbox(), "exit", "nothing listened");
+}
+
+#[test]
+fn a_release_that_never_listens_is_rolled_back() {
+    broken_release_is_rolled_back(&sandbox(), "no-listen", "nothing listened");
+}
+
+#[test]
+fn an_unhealthy_release_is_rolled_back() {
+    broken_release_is_rolled_back(&sandbox_with(HEALTH_URL, ""), "unhealthy", "answered 500");
+}
+
+/// Deploys v1, then stages `bad` and checks that the pass fails before
+/// touching the running service.
+fn bad_archive_leaves_the_service_alone(bad: ArchiveBuilder, truncate: bool, step: &str) {
+    let sb = sandbox();
+    stage(&sb, &demo("full", "1.0.0", 1));
+    switcher(&sb, &[]).success();
+    let pid = sb.backend_pid();
+    assert!(pid.is_some());
+    let staging = sb.path("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    let name = bad.name();
+    let mut bytes = bad.bytes();
+    if truncate {
+        bytes.truncate(bytes.len() / 2);
+    }
+    std::fs::write(staging.join(name.file_name()), &bytes).unwrap();
+    std::fs::write(
+        staging.join(name.marker_name()),
+        cutover_tests::archive::marker(name.file_name(), &bytes),
+    )
+    .unwrap();
+    let run = switcher(&sb, &[]);
+    run.code_is(3).stderr_has("nothing running was touched");
+    assert_eq!(
+        sb.backend_pid(),
+        pid,
+        "the running service must not be stopped\n{run}"
+    );
+    assert_serves(&sb, &run, "1.0.0");
+    let state = sb.state_json("switcher.json");
+    assert_eq!(
+        state["failed"][name.file_name()]["step"],
+        step,
+        "{run}\n{state:#}"
+    );
+    assert!(staging.join(name.file_name()).exists(), "{run}");
+    assert_eq!(
+        sb.names("releases/backend").len(),
+        1,
+        "no half-made release is left\n{run}"
+    );
+    assert!(
+        !sb.names("releases").iter().any(|n| n.starts_with(".tmp")),
+        "no temp folder is left\n{run}"
+    );
+    assert!(!sb.root.join("state/journal.json").exists(), "{run}");
+}
+
+#[test]
+fn an_archive_without_its_backend_folder_never_stops_the_service() {
+    bad_archive_leaves_the_service_alone(
+        demo("full", "2.0.0", 2).without("backend"),
+        false,
+        "unpack",
+    );
+}
+
+#[test]
+fn a_truncated_archive_never_stops_the_service() {
+    let big = demo("full", "2.0.0", 2).file("backend/blob", vec![7u8; 200_000]);
+    bad_archive_leaves_the_service_alone(big, true, "unpack");
+}
+
+#[test]
+fn an_archive_whose_digest_differs_from_its_marker_never_stops_the_service() {
+    let sb = sandbox();
+    stage(&sb, &demo("full", "1.0.0", 1));
+    switcher(&sb, &[]).success();
+    let pid = sb.backend_pid();
+    let bad = demo("full", "2.0.0", 2);
+    let path = stage(&sb, &bad);
+    std::fs::write(&path, b"not what the marker says").unwrap();
+    let run = switcher(&sb, &[]);
+    run.code_is(3).stderr_has("marker says");
+    assert_eq!(sb.backend_pid(), pid, "{run}");
+}
+
+#[test]
+fn a_failing_prepare_never_stops_the_service() {
+    let sb = sandbox_with("prepare = \"echo preparing; echo broken >&2; exit 7\"", "");
+    stage(
+        &sb,
+        &demo("full", "1.0.0", 1).file("backend/PREPARE_OK", ""),
+    );
+    // v1 must pass prepare: make the command depend on the release.
+    let sb_cfg = std::fs::read_to_string(&sb.config).unwrap().replace(
+        "echo preparing; echo broken >&2; exit 7",
+        "echo preparing; test -e PREPARE_OK || { echo broken >&2; exit 7; }",
+    );
+    std::fs::write(&sb.config, sb_cfg).unwrap();
+    switcher(&sb, &[]).success();
+    let pid = sb.backend_pid();
+    let bad = demo("full", "2.0.0", 2);
+    stage(&sb, &bad);
+    let run = switcher(&sb, &[]);
+    run.code_is(3);
+    assert_eq!(sb.backend_pid(), pid, "{run}");
+    let state = sb.state_json("switcher.json");
+    let f = &state["failed"][bad.name().file_name()];
+    assert_eq!(f["step"], "prepare", "{f:#}");
+    assert_eq!(f["exit_code"], 7, "{f:#}");
+    assert!(f["output_tail"].to_string().contains("broken"), "{f:#}");
+}

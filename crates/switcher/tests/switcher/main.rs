@@ -1,0 +1,13 @@
+//! The switcher's tests: the built binary against real temp deploy roots,
+//! with the demo backend started and stopped by start-stop-daemon as the
+//! config says. One test binary, with topic modules.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod deploy;
+mod dry_run;
+mod failures;
+mod faults;
+mod retention;
+mod unpack;
