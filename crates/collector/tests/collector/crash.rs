@@ -63,8 +63,10 @@ fn crash_at(point: &str, cross_fs: bool) -> String {
     let drop = shm
         .as_ref()
         .map_or_else(|| sb.drop_dir(), |s| s.path().to_path_buf());
-    let a = big_artifact("full", "1.0.0", 10, 512 << 10);
-    let b = big_artifact("frontend", "1.0.1", 20, 4 << 10);
+    // `a` sorts first, so it is the one in flight at each point; it is big
+    // enough for mid-copy to stop halfway (copies go in 64 KiB blocks).
+    let a = big_artifact("frontend", "1.0.1", 20, 512 << 10);
+    let b = big_artifact("full", "1.0.0", 10, 4 << 10);
     a.drop_into(&drop);
     b.drop_into(&drop);
     let bin = fault_bin("collector");
@@ -75,8 +77,13 @@ fn crash_at(point: &str, cross_fs: bool) -> String {
         Some(9),
         "the run did not stop at {point}\n{killed}"
     );
-    let after_kill = whereabouts(&sb, &drop, &a);
-    let _ = whereabouts(&sb, &drop, &b);
+    let a_was = whereabouts(&sb, &drop, &a);
+    let b_was = whereabouts(&sb, &drop, &b);
+    let temps = ["staging", "quarantine"]
+        .iter()
+        .flat_map(|d| sb.names(d))
+        .filter(|n| n.starts_with('.'))
+        .count();
     let run = sb.run_cmd(&mut Command::new(&bin));
     run.success();
     assert_staged(&sb, &drop, &a, &run);
@@ -86,11 +93,14 @@ fn crash_at(point: &str, cross_fs: bool) -> String {
     let state = sb.state_json("collector.json");
     assert_eq!(
         state["last"]["backend"]["artifact"],
-        a.name().file_name(),
+        b.name().file_name(),
         "{run}"
     );
-    assert_eq!(state["last"]["frontend"]["artifact"], b.name().file_name());
-    format!("killed; artifact was in {after_kill}; next run: staged once, drop empty, Last right")
+    assert_eq!(state["last"]["frontend"]["artifact"], a.name().file_name());
+    format!(
+        "killed: 1st in {a_was}, 2nd in {b_was}, {temps} temp file(s); \
+         next run: both staged once, drop empty, Last right"
+    )
 }
 
 #[test]
@@ -107,7 +117,7 @@ fn crash_at_every_fault_point_loses_nothing() {
         }
     }
     println!("\n{:<32} | {:<8} | outcome", "stop point", "fs");
-    println!("{:-<32}-+-{:-<8}-+-{:-<60}", "", "", "");
+    println!("{:-<32}-+-{:-<8}-+-{:-<100}", "", "", "");
     for (point, fs, outcome) in rows {
         println!("{point:<32} | {fs:<8} | {outcome}");
     }
