@@ -110,6 +110,8 @@ fn browse(web: &Nginx, step: &str) -> String {
         !dom.contains("<svg") && !dom.contains("pwned</title>"),
         "{dom}"
     );
+    // Just written: the page does not call itself stale.
+    assert!(!dom.contains("id=\"stale\""), "{dom}");
     dom
 }
 

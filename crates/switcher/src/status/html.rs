@@ -25,7 +25,14 @@ const SCRIPT: &str = "(function(){var n=document.querySelectorAll('[data-utc]');
 for(var i=0;i<n.length;i++){var e=n[i],d=new Date(e.getAttribute('data-utc'));\
 if(isNaN(d.getTime()))continue;var s=document.createElement('span');s.className='local';\
 s.textContent=' \\u00b7 your time: '+d.toLocaleString(undefined,{timeZoneName:'short'});\
-e.parentNode.insertBefore(s,e.nextSibling);}})();";
+e.parentNode.insertBefore(s,e.nextSibling);}\
+var g=document.getElementById('generated');if(!g)return;\
+var age=Date.now()-new Date(g.getAttribute('data-utc')).getTime();\
+if(age>1000*Number(g.getAttribute('data-stale-after'))){var p=document.createElement('p');\
+p.id='stale';p.className='stale';p.textContent='This page was written '+Math.round(age/60000)+\
+' min ago and not renewed since: the switcher, which writes it on every pass, has not run. \
+Check its cron job or timer; the ages above are as of the writing.';\
+g.parentNode.insertBefore(p,g.nextSibling);}})();";
 
 /// The inline style. A colour for each state, and always the words too.
 const STYLE: &str = "\
@@ -42,15 +49,18 @@ dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}\
 .problems{border-left:.35rem solid var(--bad);padding:.4rem .8rem;margin:0 0 1rem}\
 .allgood{border-left:.35rem solid var(--ok);padding:.4rem .8rem;margin:0 0 1rem}\
 .problems li{margin:.2rem 0}.rule{font-family:ui-monospace,monospace;font-size:.85em;color:var(--mute)}\
-.age,.local{color:var(--mute)}\
+.age,.local{color:var(--mute)}.stale{border-left:.35rem solid var(--bad);padding:.4rem .8rem;font-weight:600}\
 pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#8882;padding:.4rem;border-radius:.3rem;font-size:.85em}\
 .scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:.9em}\
 th,td{text-align:left;padding:.25rem .4rem;border-bottom:1px solid #8884;vertical-align:top}\
 code{overflow-wrap:anywhere}\
 @media (max-width:36rem){dl{grid-template-columns:1fr}dt{margin-top:.4rem}body{padding:.5rem}}";
 
-/// The whole page.
-pub fn render(doc: &StatusDoc) -> String {
+/// The whole page. `stale_after` is how old the page may be before, where
+/// JavaScript runs, it warns that it has not been renewed (its writer, the
+/// switcher, has stopped): without that, a dead switcher would leave a
+/// page that still says all is well.
+pub fn render(doc: &StatusDoc, stale_after: std::time::Duration) -> String {
     let now = doc.generated_at;
     let problems = doc.all_problems();
     let title = if problems.is_empty() {
@@ -67,10 +77,12 @@ pub fn render(doc: &StatusDoc) -> String {
          <meta http-equiv=\"refresh\" content=\"{REFRESH_SECS}\">\n\
          <meta name=\"robots\" content=\"noindex\">\n\
          <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
-         <h1>Deploy status</h1>\n<p class=\"gen\">Generated {gen}. This page reloads itself every {REFRESH_SECS} s. Times are UTC.</p>\n",
+         <h1>Deploy status</h1>\n<p class=\"gen\" id=\"generated\" data-utc=\"{stamp}\" data-stale-after=\"{stale}\">Generated <time datetime=\"{stamp}\">{gen}</time>. This page reloads itself every {REFRESH_SECS} s. Times are UTC; ages are as of the generation.</p>\n",
         csp = esc(&csp::policy(SCRIPT, STYLE)),
         title = esc(&title),
-        gen = time(now, now),
+        gen = human(now),
+        stamp = rfc3339(now),
+        stale = stale_after.as_secs(),
     );
 
     if problems.is_empty() {

@@ -42,7 +42,7 @@ pub const PROM_FILE: &str = "cutover.prom";
 /// Every switcher pass calls this, even when nothing deploys.
 pub fn refresh(config: &Config, layout: &Layout) -> anyhow::Result<()> {
     let doc = gather(config, layout, Utc::now());
-    write_all(layout, &doc)
+    write_all(layout, &doc, stale_after(config))
 }
 
 /// The status as a plain-text table, for `switcher status`.
@@ -69,11 +69,24 @@ pub fn json(doc: &StatusDoc) -> anyhow::Result<String> {
 
 /// Writes the three files. The JSON goes first and the page last, so that a
 /// page never shows facts the JSON beside it does not have yet.
-pub fn write_all(layout: &Layout, doc: &StatusDoc) -> anyhow::Result<()> {
+pub fn write_all(
+    layout: &Layout,
+    doc: &StatusDoc,
+    stale_after: std::time::Duration,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&layout.state)
         .with_context(|| format!("creating folder {}", layout.state.display()))?;
     atomic::write(&layout.state.join(JSON_FILE), json(doc)?.as_bytes())?;
     atomic::write(&layout.state.join(PROM_FILE), prom::render(doc).as_bytes())?;
-    atomic::write(&layout.state.join(HTML_FILE), html::render(doc).as_bytes())?;
+    atomic::write(
+        &layout.state.join(HTML_FILE),
+        html::render(doc, stale_after).as_bytes(),
+    )?;
     Ok(())
+}
+
+/// How old the page may grow before it says it has not been renewed: two
+/// periods, the same limit as the switcher-not-running rule.
+pub fn stale_after(config: &Config) -> std::time::Duration {
+    config.status.period * 2
 }

@@ -176,6 +176,7 @@ impl SyncState {
 pub struct Problem {
     /// A stable identifier: `down`, `unhealthy`, `out-of-sync`,
     /// `deploy-failed`, `collector-not-running`, `switcher-not-running`,
+    /// `switch-stuck`,
     /// `collector-error`, `state-unreadable`, `upload-waiting`,
     /// `quarantined`, `history-unreadable`.
     pub rule: &'static str,

@@ -340,6 +340,20 @@ fn global_problems(
             ),
         });
     }
+    if let Some(since) = inputs.journal_since {
+        if (now - since)
+            .to_std()
+            .is_ok_and(|d| d > config.status.out_of_sync_after)
+        {
+            problems.push(Problem {
+                rule: "switch-stuck",
+                message: format!(
+                    "a switch has been under way since {} (state/journal.json exists): the switcher was probably killed mid-pass; its next pass recovers from the journal",
+                    when(since, now)
+                ),
+            });
+        }
+    }
     if let Some(err) = &collector.last_error {
         problems.push(Problem {
             rule: "collector-error",

@@ -139,6 +139,10 @@ fn doc(inputs: &Inputs) -> StatusDoc {
     rules::document(&config(), inputs, now())
 }
 
+fn page(doc: &StatusDoc) -> String {
+    html::render(doc, super::stale_after(&config()))
+}
+
 fn rules_of(doc: &StatusDoc) -> Vec<String> {
     doc.all_problems()
         .iter()
@@ -173,7 +177,7 @@ fn in_sync_and_all_good() {
     assert_eq!(b.sync.state, SyncState::InSync);
     assert_eq!(b.sync.minutes, Some(24));
     assert_eq!(b.health.as_deref(), Some("healthy"));
-    let page = html::render(&d);
+    let page = page(&d);
     assert!(page.contains("All good"), "{page}");
 }
 
@@ -185,7 +189,14 @@ fn switching_while_the_journal_exists() {
     let d = doc(&i);
     assert_eq!(d.components["backend"].sync.state, SyncState::Switching);
     assert_eq!(d.components["backend"].sync.minutes, Some(0));
-    assert!(html::render(&d).contains("switching now"));
+    assert!(page(&d).contains("switching now"));
+    assert!(rules_of(&d).is_empty(), "{:?}", rules_of(&d));
+
+    // A journal older than out_of_sync_after: the pass was killed.
+    i.journal_since = Some(now() - Duration::minutes(11));
+    let d = doc(&i);
+    assert_eq!(rules_of(&d), ["-:switch-stuck"]);
+    assert!(d.problems[0].message.contains("11 min ago"));
 }
 
 #[test]
@@ -259,7 +270,7 @@ fn failed_names_the_artifact_step_reason_output_and_what_runs_instead() {
     ] {
         assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
     }
-    let page = html::render(&d);
+    let page = page(&d);
     assert!(
         page.contains("built to fail") && page.contains("Running instead"),
         "{page}"
@@ -282,7 +293,7 @@ fn unreadable_state_is_said_and_sync_is_unknown() {
         d.switcher.state_error.as_deref(),
         Some("state file state/switcher.json is not valid JSON")
     );
-    assert!(html::render(&d).contains("state unreadable"));
+    assert!(page(&d).contains("state unreadable"));
 }
 
 #[test]
@@ -302,7 +313,7 @@ fn down_means_crashed() {
         d.components["backend"].problems[0].message,
         "the backend is not listening on port 8080: it has crashed or was stopped, and is not working"
     );
-    assert!(html::render(&d).contains(">DOWN<"));
+    assert!(page(&d).contains(">DOWN<"));
     assert!(prom::render(&d).contains("cutover_up{component=\"backend\"} 0\n"));
 }
 
@@ -318,7 +329,7 @@ fn up_but_not_healthy_is_its_own_state() {
         Some("unhealthy: http://127.0.0.1:8080/api/health answered 500, expected 2xx")
     );
     assert!(b.problems[0].message.contains("UP but not healthy"));
-    assert!(html::render(&d).contains("UP but not healthy"));
+    assert!(page(&d).contains("UP but not healthy"));
     assert!(text::render(&d).contains("NOT healthy"));
 }
 
@@ -380,7 +391,7 @@ fn waiting_uploads_and_quarantine_are_listed_with_reasons() {
     assert_eq!(rules_of(&d), ["-:upload-waiting", "-:quarantined"]);
     assert!(d.problems[0].message.contains("45 min ago"));
     assert!(d.problems[1].message.contains("unknown extension"));
-    let page = html::render(&d);
+    let page = page(&d);
     for needle in [
         "full_y.tar.gz",
         "old.zip",
@@ -403,7 +414,7 @@ fn hostile_text_is_escaped_everywhere() {
         .last
         .insert("frontend".into(), last(&quoted, 1));
     let d = doc(&i);
-    let page = html::render(&d);
+    let page = page(&d);
     assert!(page.contains("x/&lt;svg/onload=alert(1)&gt;"), "{page}");
     assert!(
         page.contains("q/&quot;a&#39;b&amp;c[U+202E]fdp.exe"),
@@ -424,7 +435,7 @@ fn hostile_text_is_escaped_everywhere() {
 
 #[test]
 fn the_csp_names_the_hash_of_the_one_inline_script_and_style() {
-    let page = html::render(&doc(&healthy_inputs()));
+    let page = page(&doc(&healthy_inputs()));
     let between = |open: &str, close: &str| -> String {
         let start = page.find(open).expect(open) + open.len();
         let end = start + page[start..].find(close).expect(close);
@@ -453,11 +464,13 @@ fn the_csp_names_the_hash_of_the_one_inline_script_and_style() {
 #[test]
 fn times_are_utc_with_age_and_a_data_utc_hook() {
     let d = doc(&healthy_inputs());
-    let page = html::render(&d);
+    let page = page(&d);
     assert!(page.contains(
         "<span class=\"when\" data-utc=\"2026-11-27T09:36:00Z\"><time datetime=\"2026-11-27T09:36:00Z\">2026-11-27 09:36:00 UTC</time> <span class=\"age\">(24 min ago)</span></span>"
     ), "{page}");
-    assert!(page.contains("Generated <span class=\"when\" data-utc=\"2026-11-27T10:00:00Z\">"));
+    assert!(page.contains(
+        "id=\"generated\" data-utc=\"2026-11-27T10:00:00Z\" data-stale-after=\"120\">Generated <time datetime=\"2026-11-27T10:00:00Z\">2026-11-27 10:00:00 UTC</time>"
+    ), "{page}");
     let t = text::render(&d);
     assert!(t.contains("2026-11-27 09:36:00 UTC (24 min ago)"), "{t}");
 }
@@ -605,7 +618,7 @@ fn a_real_browser_shows_hostile_text_as_text_and_runs_only_our_script() -> anyho
     let d = doc(&i);
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("deploy-status.html");
-    std::fs::write(&path, html::render(&d))?;
+    std::fs::write(&path, page(&d))?;
     let url = format!("file://{}", path.display());
 
     let dom = chromium::dump_dom(&url);
@@ -637,6 +650,17 @@ fn a_real_browser_shows_hostile_text_as_text_and_runs_only_our_script() -> anyho
         "the page's own script did not run (CSP hash wrong?)\n{dom}"
     );
     assert!(dom.contains("GMT+5:30") || dom.contains("IST"), "{dom}");
+
+    assert!(!dom.contains("id=\"stale\""), "{dom}");
+
+    // A page nobody renewed for three hours says so, where JS runs.
+    let old = rules::document(&config(), &i, Utc::now() - Duration::hours(3));
+    std::fs::write(&path, page(&old))?;
+    let dom = chromium::dump_dom(&url);
+    assert!(
+        dom.contains("id=\"stale\"") && dom.contains("This page was written 180 min ago"),
+        "{dom}"
+    );
 
     let shot = chromium::output_dir().join("status-unit-hostile.png");
     chromium::screenshot(&url, &shot, 412, 1600);
