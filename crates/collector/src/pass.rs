@@ -51,8 +51,10 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// Records an error of this pass (the pass goes on).
     pub fn error(&mut self, e: &anyhow::Error) {
-        error!("{e:#}");
-        self.summary.errors.push(format!("{e:#}"));
+        // Paths in the message may carry untrusted names: escape them.
+        let message = crate::quarantine::one_line(&format!("{e:#}"));
+        error!("{message}");
+        self.summary.errors.push(message);
     }
 }
 

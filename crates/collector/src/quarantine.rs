@@ -126,8 +126,9 @@ pub fn with_suffix(name: &OsStr, suffix: &str) -> OsString {
     OsString::from_vec(bytes)
 }
 
-/// The reason on one line, control characters escaped.
-fn one_line(reason: &str) -> String {
+/// Text on one line, control characters escaped (names in the drop folder
+/// are untrusted and may hold newlines or terminal escapes).
+pub fn one_line(reason: &str) -> String {
     reason
         .chars()
         .flat_map(|c| {

@@ -134,12 +134,19 @@ pub fn tidy(staging: &Path, drop: &Path) -> anyhow::Result<Vec<String>> {
         .collect();
     for name in &names {
         let path = staging.join(name);
-        let orphan_marker = marker_target(name.as_bytes())
-            .is_some_and(|t| fs::symlink_metadata(staging.join(OsStr::from_bytes(t))).is_err());
+        let orphan_marker = marker_target(name.as_bytes()).is_some_and(|t| {
+            matches!(
+                fs::symlink_metadata(staging.join(OsStr::from_bytes(t))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound
+            )
+        });
         let half_pruned = marker_target(name.as_bytes()).is_none()
             && ArtifactName::parse_bytes(name.as_bytes()).is_ok()
             && !has_marker(staging, name)
-            && fs::symlink_metadata(drop.join(marker_name(name))).is_err();
+            && matches!(
+                fs::symlink_metadata(drop.join(marker_name(name))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound
+            );
         if orphan_marker || half_pruned {
             fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
             removed.push(name.to_string_lossy().into_owned());

@@ -156,3 +156,41 @@ fn duplicate_upload_is_taken_once() {
         serde_json::json!([a.name().file_name()])
     );
 }
+
+#[test]
+fn second_marker_for_a_staged_artifact_is_removed() {
+    let sb = Sandbox::new();
+    let a = artifact("full", "1.0.0", 10);
+    a.drop_into(&sb.drop_dir());
+    collect_ok(&sb);
+    let marker = a.name().marker_name();
+    fs::write(
+        sb.drop_dir().join(&marker),
+        cutover_tests::archive::marker(a.name().file_name(), &a.bytes()),
+    )
+    .unwrap();
+    let run = collect_ok(&sb);
+    assert!(sb.names("drop").is_empty(), "{run}");
+    assert_staged(&sb, &sb.drop_dir(), &a, &run);
+}
+
+#[test]
+fn corrupt_state_file_fails_the_run_and_is_kept() {
+    let sb = Sandbox::new();
+    let a = artifact("full", "1.0.0", 10);
+    a.drop_into(&sb.drop_dir());
+    fs::create_dir_all(sb.path("state")).unwrap();
+    let state = sb.path("state/collector.json");
+    fs::write(&state, "{ half a file").unwrap();
+    let run = collect(&sb, &[]);
+    run.code_is(1).stderr_has(&state.display().to_string());
+    assert_eq!(
+        fs::read_to_string(&state).unwrap(),
+        "{ half a file",
+        "{run}"
+    );
+    // Moved aside, as the message says, the next run starts afresh.
+    fs::rename(&state, sb.path("state/collector.json.bad")).unwrap();
+    let run = collect_ok(&sb);
+    assert_staged(&sb, &sb.drop_dir(), &a, &run);
+}

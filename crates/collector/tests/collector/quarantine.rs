@@ -174,3 +174,22 @@ fn orphan_marker_is_left_and_reported() {
         "{w:?}"
     );
 }
+
+#[test]
+fn oversized_marker_is_quarantined_without_being_read_whole() {
+    let sb = Sandbox::new();
+    let a = artifact("full", "1.0.0", 10);
+    let name = a.name().file_name().to_string();
+    fs::write(sb.drop_dir().join(&name), a.bytes()).unwrap();
+    let mut big = cutover_tests::archive::marker(&name, &a.bytes()).into_bytes();
+    big.resize(1 << 20, b' ');
+    fs::write(sb.drop_dir().join(format!("{name}.sha256")), &big).unwrap();
+    let run = collect_ok(&sb);
+    assert!(sb.names("staging").is_empty(), "{run}");
+    let why = reason(&sb, &name, &run);
+    assert!(why.contains("4096 bytes"), "{why}");
+    assert_eq!(
+        fs::read(sb.path("quarantine").join(format!("{name}.sha256"))).unwrap(),
+        big
+    );
+}
