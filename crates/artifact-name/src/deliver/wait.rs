@@ -110,12 +110,30 @@ pub fn judge(doc: &Value, spec: &Spec) -> Result<Verdict, Problem> {
             .and_then(|s| s.get("running"))
             .and_then(|r| r.get("artifact"))
             .and_then(Value::as_str);
-        match (state, running) {
-            (None, _) => instead.push(format!("{c}: not on the status page")),
-            (_, Some(a)) if a == spec.artifact => {}
-            (_, Some(a)) => instead.push(format!("{c} runs {a}")),
-            (_, None) => instead.push(format!("{c} runs nothing")),
+        let mut line = match (state, running) {
+            (None, _) => format!("{c}: not on the status page"),
+            (_, Some(a)) if a == spec.artifact => continue,
+            (_, Some(a)) => format!("{c} runs {a}"),
+            (_, None) => format!("{c} runs nothing"),
+        };
+        // Whether the collector has taken it tells "upload not seen" from
+        // "seen but not started"; the switcher's reason says why not.
+        let last = state
+            .and_then(|s| s.get("last"))
+            .and_then(|l| l.get("artifact"))
+            .and_then(Value::as_str);
+        if state.is_some() && last != Some(&spec.artifact) {
+            line.push_str(" (not collected yet)");
         }
+        let reason = text(
+            state
+                .and_then(|s| s.get("sync"))
+                .and_then(|s| s.get("reason")),
+        );
+        if !reason.is_empty() {
+            line.push_str(&format!(": {reason}"));
+        }
+        instead.push(line);
     }
     if instead.is_empty() {
         Ok(Verdict::Running)
@@ -264,7 +282,18 @@ mod tests {
         let doc = json!({"schema": 1, "components": {"backend": run("full_x.tar.zst"), "frontend": run("old")}});
         assert_eq!(
             judge(&doc, &spec()),
-            Ok(Verdict::Pending("frontend runs old".into()))
+            Ok(Verdict::Pending(
+                "frontend runs old (not collected yet)".into()
+            ))
+        );
+        let mut doc = doc;
+        doc["components"]["frontend"]["last"] = json!({"artifact": "full_x.tar.zst"});
+        doc["components"]["frontend"]["sync"] = json!({"reason": "waiting for the lock"});
+        assert_eq!(
+            judge(&doc, &spec()),
+            Ok(Verdict::Pending(
+                "frontend runs old: waiting for the lock".into()
+            ))
         );
         let doc = json!({"schema": 1, "components": {"backend": {"running": {"artifact": "old"},
             "last_failure": {"artifact": "full_x.tar.zst", "step": "start", "reason": "exit 3"}}}});
