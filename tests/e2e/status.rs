@@ -287,3 +287,84 @@ fn nginx_site_example_is_the_template_and_passes_nginx_t() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn status_names_a_stale_last_a_silent_collector_and_a_quarantined_upload() {
+    let sb = Sandbox::new();
+    let (start, stop) = sb.demo_backend_commands();
+    // Short limits, so that "for long" and "two periods" pass in seconds.
+    let text = format!(
+        "root = {root:?}\n\n[kinds]\nfull = [\"backend\", \"frontend\"]\nfrontend = [\"frontend\"]\n\n\
+         [components.backend]\nport = {bp}\nstart = {start:?}\nstop = {stop:?}\n\n\
+         [components.frontend]\nport = {fp}\n\n\
+         [switcher]\nbranches = [\"master\"]\nverify_timeout = \"5s\"\n\n\
+         [status]\nout_of_sync_after = \"1s\"\nperiod = \"1s\"\n",
+        root = sb.root.display().to_string(),
+        bp = sb.backend_port,
+        fp = sb.frontend_port,
+    );
+    sb.write_config_text(&text);
+    let drop = sb.drop_dir();
+    let json = |name: &str| sb.state_json(name);
+    let page = || std::fs::read_to_string(sb.path("state/deploy-status.html")).unwrap();
+
+    ArchiveBuilder::demo("full", "1").minute(1).drop_into(&drop);
+    cron(&sb).success();
+    let doc = json("deploy-status.json");
+    expect(&doc, "backend", "1", "1", "UP", "in-sync");
+
+    // v2 from a branch the switcher does not deploy, and an upload whose
+    // marker does not match it.
+    ArchiveBuilder::demo("frontend", "2")
+        .minute(2)
+        .branch("feature/x")
+        .drop_into(&drop);
+    let bad = ArchiveBuilder::demo("full", "9").minute(9);
+    let bad_name = bad.name().file_name().to_string();
+    std::fs::write(drop.join(&bad_name), bad.bytes()).unwrap();
+    std::fs::write(
+        drop.join(bad.name().marker_name()),
+        cutover_tests::archive::marker(&bad_name, b"other bytes"),
+    )
+    .unwrap();
+    cron(&sb).success();
+    // Neither cron job runs for more than two periods; then the switcher
+    // alone runs (and writes the page).
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let run = sb.run("switcher", &[]);
+    run.success();
+
+    let doc = json("deploy-status.json");
+    let pretty = serde_json::to_string_pretty(&doc).unwrap();
+    // No web server in this test: the frontend's port is closed.
+    expect(&doc, "frontend", "2", "1", "DOWN", "out-of-sync");
+    let frontend_problems = doc["components"]["frontend"]["problems"].to_string();
+    assert!(
+        frontend_problems.contains("\"out-of-sync\"")
+            && frontend_problems.contains("has not started for")
+            && frontend_problems.contains("is not in switcher.branches (master)"),
+        "{pretty}"
+    );
+    let problems = doc["problems"].to_string();
+    assert!(
+        problems.contains("collector-not-running")
+            && problems.contains("the artifact receiver (collector) has not run since"),
+        "{pretty}"
+    );
+    let quarantined = doc["quarantined"].as_array().cloned().unwrap_or_default();
+    assert!(
+        quarantined.iter().any(
+            |q| q["name"].as_str().is_some_and(|n| n.starts_with(&bad_name))
+                && q["reason"].as_str().is_some_and(|r| !r.is_empty())
+        ),
+        "{pretty}\n{run}"
+    );
+    assert!(problems.contains("\"quarantined\""), "{pretty}");
+    let html = page();
+    assert!(
+        html.contains("has not started for")
+            && html.contains("the artifact receiver (collector) has not run since")
+            && html.contains("Quarantined files"),
+        "{html}"
+    );
+}

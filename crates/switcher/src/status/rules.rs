@@ -46,7 +46,14 @@ pub fn document(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> StatusD
             checked_at: now,
         });
         let sync = if states_readable {
-            sync_of(last.as_ref(), running.as_ref(), switcher, inputs, now)
+            sync_of(
+                config,
+                last.as_ref(),
+                running.as_ref(),
+                switcher,
+                inputs,
+                now,
+            )
         } else {
             Sync {
                 state: SyncState::Unknown,
@@ -146,6 +153,7 @@ pub fn document(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> StatusD
 
 /// Which of the sync cases holds for one component.
 fn sync_of(
+    config: &Config,
     last: Option<&LastArtifact>,
     running: Option<&deploy_root::state::RunningRelease>,
     switcher: &SwitcherState,
@@ -182,8 +190,21 @@ fn sync_of(
     make(
         SyncState::OutOfSync,
         Some(last.collected_at),
-        recorded_reason(&last.info.artifact, inputs),
+        recorded_reason(&last.info.artifact, inputs).or_else(|| branch_reason(config, last)),
     )
+}
+
+/// Why the switcher will not pick `last` by itself, when its branch is not
+/// one it deploys (the same test as the switcher's plan: exact names).
+fn branch_reason(config: &Config, last: &LastArtifact) -> Option<String> {
+    let branches = &config.switcher.branches;
+    (!branches.is_empty() && !branches.contains(&last.info.branch)).then(|| {
+        format!(
+            "its branch {} is not in switcher.branches ({}), so it does not deploy by itself; deploy it by hand or add the branch",
+            last.info.branch,
+            branches.join(", ")
+        )
+    })
 }
 
 /// The newest reason the switcher recorded about `artifact` in its history.

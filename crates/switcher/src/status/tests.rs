@@ -25,10 +25,7 @@ fn now() -> DateTime<Utc> {
         .expect("valid time")
 }
 
-fn config() -> Config {
-    Config::parse(
-        Path::new("/etc/cutover/cutover.toml"),
-        r#"
+const CONFIG: &str = r#"
 root = "/srv/cutover"
 [kinds]
 full = ["backend", "frontend"]
@@ -41,9 +38,18 @@ port = 80
 [status]
 out_of_sync_after = "10m"
 period = "60s"
-"#,
+"#;
+
+fn config_with(extra: &str) -> Config {
+    Config::parse(
+        Path::new("/etc/cutover/cutover.toml"),
+        &format!("{CONFIG}{extra}"),
     )
     .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn config() -> Config {
+    config_with("")
 }
 
 fn info(kind: &str, version: &str, branch: &str, built_min_ago: i64) -> ArtifactInfo {
@@ -231,6 +237,24 @@ fn out_of_sync_is_normal_for_a_few_minutes_then_a_problem() {
         "{msg}"
     );
     assert!(msg.contains("disk full while unpacking"), "{msg}");
+}
+
+#[test]
+fn a_branch_the_switcher_does_not_deploy_is_named_as_the_reason() {
+    let mut i = healthy_inputs();
+    let v2 = info("frontend", "2.0", "feature/x", 30);
+    collector_mut(&mut i)
+        .last
+        .insert("frontend".into(), last(&v2, 25));
+    let config = config_with("[switcher]\nbranches = [\"master\", \"release\"]\n");
+    let d = rules::document(&config, &i, now());
+    assert_eq!(rules_of(&d), ["frontend:out-of-sync"]);
+    let msg = &d.components["frontend"].problems[0].message;
+    assert!(
+        msg.contains("has not started for 25 min")
+            && msg.contains("its branch feature/x is not in switcher.branches (master, release)"),
+        "{msg}"
+    );
 }
 
 #[test]
