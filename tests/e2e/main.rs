@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod cycle;
 mod deliver;
 mod naming;
 mod ops;

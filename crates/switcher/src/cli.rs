@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use deploy_root::logging::LogArgs;
 use deploy_root::{Config, Layout};
 
-use crate::{dry_run, exit_codes, pass, releases_cmd, rollback};
+use crate::{dry_run, exit_codes, pass, releases_cmd, rollback, status};
 
 /// Takes the newest staged artifact into service: prepares its release,
 /// stops the service, flips current/ atomically, starts it and verifies it,
@@ -54,6 +54,14 @@ pub enum Command {
     /// List the releases on disk per component, marking the running, the
     /// previous and failed ones.
     Releases,
+    /// Print the status page's facts: Last, Running, Status per component.
+    ///
+    /// Probes the ports now; changes nothing.
+    Status {
+        /// Print the documented JSON (schema 1) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -70,6 +78,11 @@ pub fn run() -> anyhow::Result<u8> {
         }
     };
     let layout = Layout::new(&config);
+    if cli.dry_run && cli.command.is_some() {
+        anyhow::bail!(
+            "--dry-run applies to a pass only (switcher --dry-run, without a subcommand)"
+        );
+    }
     match cli.command {
         None if cli.dry_run => {
             let text = dry_run::render(&config, &layout)?;
@@ -82,6 +95,14 @@ pub fn run() -> anyhow::Result<u8> {
         }
         Some(Command::Releases) => {
             print(&releases_cmd::render(&config, &layout)?)?;
+            Ok(exit_codes::OK)
+        }
+        Some(Command::Status { json: false }) => {
+            print(&status::render_text(&config, &layout)?)?;
+            Ok(exit_codes::OK)
+        }
+        Some(Command::Status { json: true }) => {
+            print(&status::render_json(&config, &layout)?)?;
             Ok(exit_codes::OK)
         }
     }

@@ -191,3 +191,25 @@ fn rollback_by_hand_and_releases_listing() {
     let run = switcher(&sb, &["rollback"]);
     run.code_is(1).stderr_has("previous good release recorded");
 }
+
+#[test]
+fn status_subcommand_prints_what_runs() {
+    let sb = sandbox();
+    stage(&sb, &demo("full", "1.0.0", 1));
+    switcher(&sb, &[]).success();
+    let run = switcher(&sb, &["status"]);
+    run.success().stdout_has("1.0.0");
+    let run = switcher(&sb, &["status", "--json"]);
+    run.success();
+    let v: serde_json::Value =
+        serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}\n{run}"));
+    assert!(
+        v.to_string().contains("full_20261126T000100Z_1.0.0_master"),
+        "{run}"
+    );
+    // The pass refreshed the status page files.
+    assert!(sb.root.join("state/deploy-status.json").is_file(), "{run}");
+    let run = switcher(&sb, &["--dry-run", "rollback"]);
+    run.code_is(1)
+        .stderr_has("--dry-run applies to a pass only");
+}
