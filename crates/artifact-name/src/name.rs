@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Timelike, Utc};
 use serde::Serialize;
 
 use crate::branch::{decode_branch, encode_branch, validate_branch};
@@ -302,7 +302,11 @@ fn parse_build_time(input: &str, time: &str) -> Result<DateTime<Utc>, NameError>
     if !shape_ok {
         return Err(err());
     }
+    // chrono reads second 60 as a leap second, which no UTC timestamp (and
+    // so no formatted name) can hold: the name would not round-trip.
     NaiveDateTime::parse_from_str(time, BUILD_TIME_FORMAT)
+        .ok()
+        .filter(|naive| naive.nanosecond() == 0)
         .map(|naive| naive.and_utc())
-        .map_err(|_| err())
+        .ok_or_else(err)
 }
