@@ -333,31 +333,29 @@ fn global_problems(
     let period = config.status.period;
     let limit = Duration::from_std(period * 2).unwrap_or(Duration::MAX);
     let stale = |last_run: Option<DateTime<Utc>>| last_run.map_or(true, |t| now - t > limit);
+    let not_run = |last_run: Option<DateTime<Utc>>, file: &str| match last_run {
+        Some(t) => format!(
+            "has not run since {}, more than two periods ({})",
+            when(t, now),
+            span(period * 2)
+        ),
+        None => format!("has never run ({file} records no run)"),
+    };
     if inputs.collector.is_ok() && stale(collector.last_run) {
-        let since = collector
-            .last_run
-            .map_or("ever (state/collector.json has no run)".to_string(), |t| {
-                when(t, now)
-            });
         problems.push(Problem {
             rule: "collector-not-running",
             message: format!(
-                "the artifact receiver (collector) has not run since {since}, more than two periods ({}): if a pipeline passed but Last stays stale, this is why; check its cron job or timer",
-                span(period * 2)
+                "the artifact receiver (collector) {}: if a pipeline passed but Last stays stale, this is why; check its cron job or timer",
+                not_run(collector.last_run, "state/collector.json")
             ),
         });
     }
     if inputs.switcher.is_ok() && stale(switcher.last_run) {
-        let since = switcher
-            .last_run
-            .map_or("ever (state/switcher.json has no run)".to_string(), |t| {
-                when(t, now)
-            });
         problems.push(Problem {
             rule: "switcher-not-running",
             message: format!(
-                "the switcher has not run since {since}, more than two periods ({}): new versions will not start; check its cron job or timer",
-                span(period * 2)
+                "the switcher {}: new versions will not start; check its cron job or timer",
+                not_run(switcher.last_run, "state/switcher.json")
             ),
         });
     }
