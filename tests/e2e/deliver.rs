@@ -287,3 +287,38 @@ fn an_unreachable_or_unknown_host_fails_with_exit_3_naming_the_target() {
         .stderr_has("failed after 2 attempt(s)")
         .stderr_has("Connection refused");
 }
+
+#[test]
+fn a_branch_full_of_shell_syntax_arrives_under_its_exact_name() {
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start();
+    let from = build(&sandbox, "1.4.2");
+    // Valid for git, and a command injection if any shell saw it unquoted.
+    let branch = "fix/it's'&&touch${IFS}pwned&&'\"$(id)";
+    let mut args = deliver_args(&sandbox, &sshd, &from, "frontend", "2026-11-26T23:50:12Z");
+    set(&mut args, "--branch", branch);
+    let run = sandbox.run_cmd(&mut command(&sshd, &args));
+    expect(&run, 0, &sshd);
+    let name = format!(
+        "frontend_20261126T235012Z_1.4.2_{}.tar.zst",
+        branch.replace('/', "~")
+    );
+    assert_eq!(run.stdout().trim(), name, "{run}");
+    assert_eq!(
+        sandbox.names("drop"),
+        [name.clone(), format!("{name}.sha256")],
+        "{run}"
+    );
+    // The remote commands run in the login user's home.
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()));
+    for dir in [home.as_path(), sandbox.drop_dir().as_path(), sandbox.dir()] {
+        assert!(
+            !dir.join("pwned").exists(),
+            "the branch ran a command in {}",
+            dir.display()
+        );
+    }
+    let collected = sandbox.run("collector", &[]);
+    collected.success();
+    assert!(sandbox.names("staging").contains(&name), "{collected}");
+}

@@ -64,6 +64,21 @@ pub fn pack(
     }
     fs::create_dir_all(out)
         .with_context(|| format!("creating the output folder {}", out.display()))?;
+    // An archive written inside a folder it packs would pack itself.
+    let out_real = fs::canonicalize(out).with_context(|| format!("resolving {}", out.display()))?;
+    for c in components {
+        let dir = from.join(c);
+        let real =
+            fs::canonicalize(&dir).with_context(|| format!("resolving {}", dir.display()))?;
+        if out_real.starts_with(&real) {
+            bail!(
+                "the output folder {} is inside the component folder {}: expected --out \
+                 outside the folders that are packed",
+                out.display(),
+                dir.display()
+            );
+        }
+    }
     let path = out.join(name.file_name());
     let part = out.join(format!(".{}.part", name.file_name()));
     let result = write_archive(from, components, name, time, &part);

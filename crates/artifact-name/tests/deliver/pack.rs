@@ -276,3 +276,26 @@ fn fifos_and_missing_folders_are_refused_by_name() {
         &["no component folder frontend/"],
     );
 }
+
+#[test]
+fn an_output_folder_inside_a_packed_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = build(dir.path());
+    let mut cmd = bin();
+    cmd.arg("deliver")
+        .arg("--from")
+        .arg(&from)
+        .args([
+            "--kind",
+            "frontend",
+            "--version",
+            "1",
+            "--branch",
+            "master",
+            "--out",
+        ])
+        .arg(from.join("frontend/dist"));
+    run(&mut cmd, dir.path())
+        .code_is(1)
+        .stderr_has("is inside the component folder");
+}
