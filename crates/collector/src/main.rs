@@ -13,9 +13,11 @@ mod open;
 mod pass;
 mod prune;
 mod quarantine;
+mod recover;
 mod scan;
 mod staging;
 mod summary;
+mod verdict;
 
 use std::io::Write;
 use std::process::ExitCode;

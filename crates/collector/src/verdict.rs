@@ -1,0 +1,125 @@
+//! The two fates of a drop entry that is not taken into staging: quarantine
+//! (with a reason) or waiting (left in place, with a reason), each recorded
+//! in the pass summary and logged once.
+
+use std::ffi::OsStr;
+use std::fs::Metadata;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use deploy_root::state::WaitingUpload;
+use tracing::{debug, warn};
+
+use crate::open::{self, Opened};
+use crate::pass::Ctx;
+use crate::quarantine::{self, Rejected};
+use crate::summary::Quarantined;
+
+/// A name as logs and reasons show it: quoted, control characters escaped.
+pub fn shown(name: &OsStr) -> String {
+    format!("{:?}", name.to_string_lossy())
+}
+
+/// Quarantines an upload from the drop folder (and its marker) with a
+/// reason.
+pub fn reject(
+    ctx: &mut Ctx<'_>,
+    name: &OsStr,
+    opened: &Opened,
+    marker: Option<Rejected<'_>>,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let layout = ctx.layout;
+    let dest = quarantine::quarantine(
+        &layout.drop,
+        &layout.quarantine,
+        ctx.now,
+        Rejected { name, opened },
+        marker,
+        reason,
+    )
+    .with_context(|| format!("quarantining {} ({reason})", shown(name)))?;
+    quarantined(ctx, name, &dest, reason);
+    Ok(())
+}
+
+/// Quarantines a file that reached staging unverified: the drop folder's
+/// file was swapped between its check and the rename. It has no marker in
+/// staging, so the switcher never considered it.
+pub fn reject_unverified_in_staging(ctx: &mut Ctx<'_>, name: &OsStr) -> anyhow::Result<()> {
+    let layout = ctx.layout;
+    let path = layout.staging.join(name);
+    let opened = match open::open_regular(&path) {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(refusal)) => anyhow::bail!("{} {}", path.display(), refusal.reason()),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    };
+    let reason = "the file was replaced in the drop folder while being collected";
+    let dest = quarantine::quarantine(
+        &layout.staging,
+        &layout.quarantine,
+        ctx.now,
+        Rejected {
+            name,
+            opened: &opened,
+        },
+        None,
+        reason,
+    )?;
+    quarantined(ctx, name, &dest, reason);
+    Ok(())
+}
+
+fn quarantined(ctx: &mut Ctx<'_>, name: &OsStr, dest: &OsStr, reason: &str) {
+    // A quarantine is news: warn, so that cron mails it.
+    warn!("quarantined {} as {}: {reason}", shown(name), shown(dest));
+    ctx.summary.quarantined.push(Quarantined {
+        name: name.to_string_lossy().into_owned(),
+        quarantined_as: dest.to_string_lossy().into_owned(),
+        reason: reason.to_string(),
+    });
+}
+
+/// Reports a drop entry as waiting. Refused entries and stale ones are
+/// logged as warnings once (when they first show up so), the rest at debug
+/// level, so that a pass that only sees uploads in progress is quiet.
+pub fn wait(ctx: &mut Ctx<'_>, name: &OsStr, reason: &str, refused: bool) {
+    let meta = std::fs::symlink_metadata(ctx.layout.drop.join(name)).ok();
+    let entry = WaitingUpload {
+        name: name.to_string_lossy().into_owned(),
+        size: meta.as_ref().map_or(0, Metadata::len),
+        modified: meta.as_ref().map(modified).unwrap_or(ctx.now),
+        stale: meta.as_ref().is_some_and(|m| is_stale(ctx, m)),
+        reason: reason.to_string(),
+    };
+    let seen_before = ctx
+        .previously_waiting
+        .iter()
+        .any(|w| w.name == entry.name && w.reason == entry.reason && w.stale == entry.stale);
+    let line = format!(
+        "waiting: {} ({} bytes, modified {}{}): {reason}",
+        shown(name),
+        entry.size,
+        deploy_root::time::human(entry.modified),
+        if entry.stale { ", stale" } else { "" }
+    );
+    if (refused || entry.stale) && !seen_before {
+        warn!("{line}");
+    } else {
+        debug!("{line}");
+    }
+    ctx.summary.waiting.push(entry);
+}
+
+/// Whether a file has not changed for longer than `stale_upload_after`.
+pub fn is_stale(ctx: &Ctx<'_>, meta: &Metadata) -> bool {
+    let age = ctx.now - modified(meta);
+    age.to_std()
+        .is_ok_and(|age| age > ctx.config.collector.stale_upload_after)
+}
+
+fn modified(meta: &Metadata) -> DateTime<Utc> {
+    meta.modified()
+        .map(DateTime::<Utc>::from)
+        .unwrap_or_default()
+}
