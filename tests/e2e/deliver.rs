@@ -322,3 +322,41 @@ fn a_branch_full_of_shell_syntax_arrives_under_its_exact_name() {
     collected.success();
     assert!(sandbox.names("staging").contains(&name), "{collected}");
 }
+
+/// `s` as one word for sh.
+fn sh_word(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[test]
+fn progress_is_a_live_meter_on_a_terminal_and_plain_lines_in_logs() {
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start();
+    let from = build(&sandbox, "1.4.2");
+    let args = deliver_args(&sandbox, &sshd, &from, "full", "2026-11-26T23:50:12Z");
+
+    // In a log (stderr is a pipe): plain lines, no meter.
+    let plain = sandbox.run_cmd(&mut command(&sshd, &args));
+    expect(&plain, 0, &sshd);
+    plain
+        .stderr_has("uploading full_20261126T235012Z_1.4.2_feature~x.tar.zst")
+        .stderr_has("delivered full_20261126T235012Z_1.4.2_feature~x.tar.zst to ");
+    assert!(
+        !plain.stderr().contains("xfr#"),
+        "a meter in a log\n{plain}"
+    );
+
+    // On a terminal (util-linux `script` gives it one): rsync's meter.
+    let line: Vec<String> = std::iter::once(bin("artifact-name").display().to_string())
+        .chain(args)
+        .map(|a| sh_word(&a))
+        .collect();
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .env("CUTOVER_SSH", sshd.ssh_command())
+        .stdin(Stdio::null());
+    let tty = sandbox.run_cmd(&mut cmd);
+    expect(&tty, 0, &sshd);
+    // `script` puts the terminal's output on its stdout.
+    tty.stdout_has("xfr#").stdout_has("100%");
+}
