@@ -27,7 +27,7 @@ if(isNaN(d.getTime()))continue;var s=document.createElement('span');s.className=
 s.textContent=' \\u00b7 your time: '+d.toLocaleString(undefined,{timeZoneName:'short'});\
 e.parentNode.insertBefore(s,e.nextSibling);}\
 var g=document.getElementById('generated');if(!g)return;\
-var age=Date.now()-new Date(g.getAttribute('data-utc')).getTime();\
+var age=Date.now()-new Date(g.getAttribute('data-generated')).getTime();\
 if(age>1000*Number(g.getAttribute('data-stale-after'))){var p=document.createElement('p');\
 p.id='stale';p.className='stale';p.textContent='This page was written '+Math.round(age/60000)+\
 ' min ago and not renewed since: the switcher, which writes it on every pass, has not run. \
@@ -77,7 +77,7 @@ pub fn render(doc: &StatusDoc, stale_after: std::time::Duration) -> String {
          <meta http-equiv=\"refresh\" content=\"{REFRESH_SECS}\">\n\
          <meta name=\"robots\" content=\"noindex\">\n\
          <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
-         <h1>Deploy status</h1>\n<p class=\"gen\" id=\"generated\" data-utc=\"{stamp}\" data-stale-after=\"{stale}\">Generated <time datetime=\"{stamp}\">{gen}</time>. This page reloads itself every {REFRESH_SECS} s. Times are UTC; ages are as of the generation.</p>\n",
+         <h1>Deploy status</h1>\n<p class=\"gen\" id=\"generated\" data-generated=\"{stamp}\" data-stale-after=\"{stale}\">Generated <span class=\"when\" data-utc=\"{stamp}\"><time datetime=\"{stamp}\">{gen}</time></span>. This page reloads itself every {REFRESH_SECS} s. Times are UTC; ages are as of the generation.</p>\n",
         csp = esc(&csp::policy(SCRIPT, STYLE)),
         title = esc(&title),
         gen = human(now),

@@ -493,7 +493,7 @@ fn times_are_utc_with_age_and_a_data_utc_hook() {
         "<span class=\"when\" data-utc=\"2026-11-27T09:36:00Z\"><time datetime=\"2026-11-27T09:36:00Z\">2026-11-27 09:36:00 UTC</time> <span class=\"age\">(24 min ago)</span></span>"
     ), "{page}");
     assert!(page.contains(
-        "id=\"generated\" data-utc=\"2026-11-27T10:00:00Z\" data-stale-after=\"120\">Generated <time datetime=\"2026-11-27T10:00:00Z\">2026-11-27 10:00:00 UTC</time>"
+        "id=\"generated\" data-generated=\"2026-11-27T10:00:00Z\" data-stale-after=\"120\">Generated <span class=\"when\" data-utc=\"2026-11-27T10:00:00Z\"><time datetime=\"2026-11-27T10:00:00Z\">2026-11-27 10:00:00 UTC</time></span>"
     ), "{page}");
     let t = text::render(&d);
     assert!(t.contains("2026-11-27 09:36:00 UTC (24 min ago)"), "{t}");
