@@ -104,6 +104,7 @@ fn lock_held_by_another_process_exits_0_with_one_line() {
     }
     let verbose = collect(&sb, &["-v"]);
     let quiet = collect(&sb, &[]);
+    let json = collect(&sb, &["--json"]);
     drop(holder.stdin.take());
     assert!(holder.wait().unwrap().success());
     verbose.success();
@@ -113,6 +114,9 @@ fn lock_held_by_another_process_exits_0_with_one_line() {
     assert!(lines[0].contains("holds"), "{verbose}");
     quiet.success();
     assert_eq!(quiet.stderr(), "", "{quiet}");
+    json.success();
+    let summary: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+    assert_eq!(summary["locked"], true, "{json}");
     assert_eq!(sb.names("staging").len(), 0, "{quiet}");
     assert_eq!(sb.names("drop").len(), 2, "{quiet}");
     // Once the lock is free, the next run does the work.

@@ -132,3 +132,26 @@ fn quarantine_keeps_its_limit() {
         ]
     );
 }
+
+#[test]
+fn half_pruned_leftovers_are_finished() {
+    let sb = Sandbox::new();
+    let a = artifact("full", "1.0.0", 1);
+    let b = artifact("full", "1.0.1", 2);
+    let c = artifact("full", "1.0.2", 3);
+    for x in [&a, &b, &c] {
+        x.drop_into(&sb.drop_dir());
+    }
+    collect_ok(&sb);
+    // A prune cut short after the marker went: the artifact is not staged
+    // any more, and the next pass removes it. A marker whose artifact went
+    // by hand is removed too.
+    std::fs::remove_file(sb.path("staging").join(a.name().marker_name())).unwrap();
+    std::fs::remove_file(sb.path("staging").join(b.name().file_name())).unwrap();
+    let run = collect_ok(&sb);
+    assert_eq!(
+        sb.names("staging"),
+        [c.name().file_name().to_string(), c.name().marker_name()],
+        "{run}"
+    );
+}
