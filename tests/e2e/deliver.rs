@@ -360,3 +360,34 @@ fn progress_is_a_live_meter_on_a_terminal_and_plain_lines_in_logs() {
     // `script` puts the terminal's output on its stdout.
     tty.stdout_has("xfr#").stdout_has("100%");
 }
+
+#[test]
+fn every_target_gets_the_upload_and_one_bad_target_fails_the_run() {
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start();
+    let from = build(&sandbox, "1.4.2");
+    let second = sandbox.dir().join("drop2");
+    fs::create_dir_all(&second).unwrap();
+    let name = "frontend_20261126T235012Z_1.4.2_feature~x.tar.zst";
+    let want = [name.to_string(), format!("{name}.sha256")];
+
+    let mut args = deliver_args(&sandbox, &sshd, &from, "frontend", "2026-11-26T23:50:12Z");
+    args.push("--target".into());
+    args.push(sshd.target(&second));
+    let run = sandbox.run_cmd(&mut command(&sshd, &args));
+    expect(&run, 0, &sshd);
+    assert_eq!(sandbox.names("drop"), want, "{run}");
+    assert_eq!(sandbox.names("../drop2"), want, "{run}");
+
+    // A drop folder that does not exist: that target fails (exit 3, named),
+    // the other one is still delivered.
+    fs::remove_dir_all(&second).unwrap();
+    for n in &want {
+        fs::remove_file(sandbox.drop_dir().join(n)).unwrap();
+    }
+    let run = sandbox.run_cmd(&mut command(&sshd, &args));
+    expect(&run, 3, &sshd);
+    run.stderr_has(&format!("upload to {} failed", sshd.target(&second)))
+        .stderr_has("1 of 2 upload(s) failed");
+    assert_eq!(sandbox.names("drop"), want, "{run}");
+}

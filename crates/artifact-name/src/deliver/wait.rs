@@ -103,7 +103,16 @@ pub fn judge(doc: &Value, spec: &Spec) -> Result<Verdict, Problem> {
             return Ok(Verdict::Failed {
                 component: c.clone(),
                 step: text(failure.and_then(|f| f.get("step"))),
-                reason: text(failure.and_then(|f| f.get("reason"))),
+                reason: match failure
+                    .and_then(|f| f.get("exit_code"))
+                    .and_then(Value::as_i64)
+                {
+                    Some(code) => format!(
+                        "{} (exit code {code})",
+                        text(failure.and_then(|f| f.get("reason")))
+                    ),
+                    None => text(failure.and_then(|f| f.get("reason"))),
+                },
             });
         }
         let running = state

@@ -110,13 +110,13 @@ fn fails_with_the_recorded_reason_when_the_switcher_marks_it_failed() {
     let old = "full_20261125T000000Z_1.4.1_master.tar.zst";
     let mut doc = running(old, old);
     doc["components"]["backend"]["last_failure"] = json!({
-        "artifact": NAME, "component": "backend", "step": "start",
+        "artifact": NAME, "component": "backend", "step": "start", "exit_code": 3,
         "reason": "start command exited with 3: port 8080 in use",
     });
     let (url, _) = serve(vec![running(old, old), doc]);
     deliver_wait(dir.path(), &url, "30s")
         .code_is(4)
-        .stderr_has("start command exited with 3: port 8080 in use")
+        .stderr_has("start command exited with 3: port 8080 in use (exit code 3)")
         .stderr_has("\"start\"")
         .stderr_has(NAME);
 }
