@@ -225,6 +225,20 @@ fn status_page_follows_deploys_failures_and_crashes_through_nginx() {
         "{dom}"
     );
 
+    // `switcher status` tells the same, as a table and as the JSON.
+    let table = sb.run("switcher", &["status"]);
+    table
+        .success()
+        .stdout_has("COMPONENT")
+        .stdout_has("has not started: it failed at step")
+        .stdout_has(SCRIPT_BRANCH);
+    let live = sb.run("switcher", &["status", "--json"]);
+    live.success();
+    let live: Value =
+        serde_json::from_str(&live.stdout()).unwrap_or_else(|e| panic!("{e}\n{live}"));
+    expect(&live, "backend", "3", "1", "UP", "failed");
+    expect(&live, "frontend", "3", "2", "UP", "failed");
+
     // The backend stopped by hand: DOWN, and the page says it crashed.
     let (_, stop) = sb.demo_backend_commands();
     let stopped = sb.run_cmd(std::process::Command::new("sh").args(["-c", &stop]));

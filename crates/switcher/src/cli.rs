@@ -72,7 +72,6 @@ pub fn run() -> anyhow::Result<u8> {
     let config = match Config::load(&path) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!("{e}");
             eprintln!("switcher: {e}");
             return Ok(exit_codes::CONFIG);
         }

@@ -28,18 +28,30 @@ pub enum Outcome {
 }
 
 /// Switches the unit the journal describes from `from` to `to`.
+///
+/// An error of the machine itself half-way (a journal that cannot be
+/// written, a command that cannot be spawned) is treated like a failed
+/// step: the service must not be left stopped because of it.
 pub fn switch(config: &Config, layout: &Layout, j: &mut Journal) -> anyhow::Result<Outcome> {
-    match forward(config, layout, j)? {
-        Ok(()) => Ok(Outcome::Done),
-        Err(failure) => {
-            tracing::warn!("{}: {failure}; going back", j.artifact);
-            j.failure = Some(failure.to_failure(&j.artifact, chrono::Utc::now()));
-            journal::step(layout, j, Step::Rollback)?;
-            match restore(config, layout, &j.components, &j.from)? {
-                Ok(()) => Ok(Outcome::RolledBack(failure)),
-                Err(why) => Ok(Outcome::RollbackFailed(failure, why)),
-            }
-        }
+    let failure = match forward(config, layout, j) {
+        Ok(Ok(())) => return Ok(Outcome::Done),
+        Ok(Err(failure)) => failure,
+        Err(e) => StepFailure::new(
+            j.components.first().map(String::as_str).unwrap_or(""),
+            j.step.as_str(),
+            format!("{e:#}"),
+        ),
+    };
+    tracing::warn!("{}: {failure}; going back", j.artifact);
+    j.failure = Some(failure.to_failure(&j.artifact, chrono::Utc::now()));
+    if let Err(e) = journal::step(layout, j, Step::Rollback) {
+        // Going back matters more than the journal saying so.
+        tracing::error!("writing the journal before going back: {e:#}");
+    }
+    match restore(config, layout, &j.components, &j.from) {
+        Ok(Ok(())) => Ok(Outcome::RolledBack(failure)),
+        Ok(Err(why)) => Ok(Outcome::RollbackFailed(failure, why)),
+        Err(e) => Ok(Outcome::RollbackFailed(failure, format!("{e:#}"))),
     }
 }
 
@@ -113,12 +125,19 @@ pub fn restore(
     for c in components {
         let comp = component(config, c)?;
         let from = from.get(c).cloned().flatten();
+        // A failed stop matters only if the from-release then does not come
+        // up (e.g. a release that exited at once has nothing left to stop).
+        let mut stop_problem = None;
         if let Some(cmd) = &comp.stop {
             // Stop what current/ points to now, whichever release that is.
             let ctx = current_context(layout, c, "stop", from.as_ref());
             let out = command::run(layout, cmd, &ctx, timeout)?;
             if !out.success() {
-                problems.push(format!("{c}: stop {}", out.describe(timeout)));
+                tracing::warn!(
+                    "{c}: the stop command {} while going back",
+                    out.describe(timeout)
+                );
+                stop_problem = Some(format!("{c}: stop {}", out.describe(timeout)));
             }
         }
         match &from {
@@ -138,6 +157,7 @@ pub fn restore(
         }
         fault::point("switcher:mid-rollback");
         let Some(from) = from else {
+            problems.extend(stop_problem.take());
             tracing::warn!(
                 "{c}: there was no release before; it is left stopped and current/{c} is removed"
             );
@@ -147,6 +167,7 @@ pub fn restore(
             let ctx = context(layout, c, step, &from);
             let out = command::run(layout, cmd, &ctx, timeout)?;
             if !out.success() {
+                problems.extend(stop_problem.take());
                 problems.push(format!(
                     "{c}: {step} of {} {} (see {})",
                     from.release,
@@ -158,6 +179,7 @@ pub fn restore(
         }
         if verify::applies(comp) {
             if let Err(why) = verify::verify(comp, config.switcher.verify_timeout) {
+                problems.extend(stop_problem.take());
                 problems.push(format!("{c}: {} {why}", from.release));
             }
         }

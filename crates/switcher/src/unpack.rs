@@ -183,7 +183,9 @@ pub fn unpack(
                 state.dir_modes.push((target, mode | 0o700));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let size = entry.header().size().map_err(UnpackError::Read)?;
+                // entry.size() honours a pax size record; the header's
+                // octal field alone would be wrong for very large files.
+                let size = entry.size();
                 summary.bytes = summary.bytes.saturating_add(size);
                 if summary.bytes > limits.max_unpacked_size {
                     return Err(UnpackError::Limit(format!(

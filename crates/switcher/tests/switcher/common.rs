@@ -19,7 +19,8 @@ pub fn sandbox_with(backend_extra: &str, switcher_extra: &str) -> Sandbox {
     let text = format!(
         "root = {root:?}\n\n[kinds]\nfull = [\"backend\", \"frontend\"]\nfrontend = [\"frontend\"]\n\n\
          [components.backend]\nport = {bp}\nstart = {start:?}\nstop = {stop:?}\n{backend_extra}\n\n\
-         [components.frontend]\nport = {fp}\n\n[switcher]\nverify_timeout = \"3s\"\ncommand_timeout = \"30s\"\n{switcher_extra}\n",
+         [components.frontend]\nport = {fp}\n\n[switcher]\nverify_timeout = \"3s\"\n{command_timeout}{switcher_extra}\n",
+        command_timeout = if switcher_extra.contains("command_timeout") { "" } else { "command_timeout = \"30s\"\n" },
         root = sb.root.display().to_string(),
         bp = sb.backend_port,
         fp = sb.frontend_port,

@@ -197,3 +197,87 @@ fn a_failing_prepare_never_stops_the_service() {
     assert_eq!(f["exit_code"], 7, "{f:#}");
     assert!(f["output_tail"].to_string().contains("broken"), "{f:#}");
 }
+
+#[test]
+fn a_failed_first_deploy_leaves_the_component_stopped_without_a_current_link() {
+    let sb = sandbox();
+    let bad = demo("full", "1.0.0", 1).file("backend/BEHAVIOUR", "exit");
+    stage(&sb, &bad);
+    let run = switcher(&sb, &[]);
+    run.code_is(3);
+    assert!(current(&sb, "backend").is_none(), "{run}");
+    assert!(current(&sb, "frontend").is_none(), "{run}");
+    let state = sb.state_json("switcher.json");
+    assert!(
+        state["components"]["backend"]["running"].is_null(),
+        "{state:#}"
+    );
+    assert_eq!(
+        state["failed"][bad.name().file_name()]["running_instead"]["backend"],
+        "nothing (stopped)",
+        "{state:#}"
+    );
+    stage(&sb, &demo("full", "2.0.0", 2));
+    let run = switcher(&sb, &[]);
+    run.success();
+    assert_serves(&sb, &run, "2.0.0");
+}
+
+#[test]
+fn a_command_that_hangs_is_killed_at_the_timeout() {
+    // The prepare command's child (sleep) is in its process group: both die.
+    let sb = sandbox_with(
+        "prepare = \"sleep 60 & sleep 60\"",
+        "command_timeout = \"1s\"",
+    );
+    let started = std::time::Instant::now();
+    let v1 = demo("full", "1.0.0", 1);
+    stage(&sb, &v1);
+    let run = switcher(&sb, &[]);
+    run.code_is(3).stderr_has("did not finish within 1 s");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{run}"
+    );
+    let ps = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 60"])
+        .output()
+        .unwrap();
+    assert!(
+        ps.stdout.is_empty(),
+        "the whole process group should be gone: {:?}",
+        String::from_utf8_lossy(&ps.stdout)
+    );
+}
+
+#[test]
+fn a_reload_only_component_is_flipped_then_reloaded_and_verified() {
+    // The "frontend" is served by the demo app in static mode, started once
+    // outside the switcher (as nginx would be); reload just records a line.
+    let sb = sandbox();
+    let text = std::fs::read_to_string(&sb.config).unwrap().replace(
+        &format!("[components.frontend]\nport = {}\n", sb.frontend_port),
+        &format!(
+            "[components.frontend]\nport = {}\nreload = \"echo reloaded $CUTOVER_VERSION >> {}\"\n",
+            sb.frontend_port,
+            sb.root.join("reloads").display()
+        ),
+    );
+    std::fs::write(&sb.config, text).unwrap();
+    let mut nginx = std::process::Command::new(cutover_tests::bins::bin("cutover-demo-app"))
+        .args(["static", "--port", &sb.frontend_port.to_string(), "--root"])
+        .arg(sb.root.join("current/frontend"))
+        .spawn()
+        .unwrap();
+    stage(&sb, &demo("full", "1.0.0", 1));
+    let run = switcher(&sb, &[]);
+    let _ = &run;
+    stage(&sb, &demo("frontend", "1.1.0", 2));
+    let run2 = switcher(&sb, &[]);
+    let reloads = std::fs::read_to_string(sb.root.join("reloads")).unwrap_or_default();
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+    run.success();
+    run2.success();
+    assert_eq!(reloads, "reloaded 1.0.0\nreloaded 1.1.0\n", "{run2}");
+}
