@@ -12,7 +12,8 @@ Exit codes:
   1   the pass failed: an I/O error on some file (the others were still
       handled), or a state file that cannot be read
   2   the command line is not valid
-  78  the config file is missing or not valid (EX_CONFIG)
+  78  the config file is missing or not valid, or its drop folder is one
+      of the deploy root's own folders (EX_CONFIG)
 
 Logs go to stderr; the default level is warn, so a pass with nothing to
 report prints nothing (cron mails what a job prints). A run that finds the

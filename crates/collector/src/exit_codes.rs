@@ -13,5 +13,6 @@ pub const FAILED: u8 = 1;
 /// The command line is not valid (clap's own code; listed for the docs).
 #[allow(dead_code)]
 pub const USAGE: u8 = 2;
-/// The config file is missing or not valid (`EX_CONFIG` from sysexits.h).
+/// The config file is missing or not valid, or its drop folder is one of
+/// the deploy root's own folders (`EX_CONFIG` from sysexits.h).
 pub const CONFIG: u8 = 78;

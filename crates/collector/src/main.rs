@@ -6,6 +6,7 @@
 
 mod cli;
 mod collect;
+mod drop_check;
 mod exit_codes;
 mod last;
 mod mover;
@@ -35,7 +36,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("collector: {err:#}");
-            if err.downcast_ref::<ConfigError>().is_some() {
+            let config_error = err.downcast_ref::<ConfigError>().is_some()
+                || err.downcast_ref::<drop_check::DropConflict>().is_some();
+            if config_error {
                 ExitCode::from(exit_codes::CONFIG)
             } else {
                 ExitCode::from(exit_codes::FAILED)

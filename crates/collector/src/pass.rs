@@ -61,6 +61,7 @@ impl Ctx<'_> {
 /// Runs one pass.
 pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<Outcome> {
     layout.ensure()?;
+    crate::drop_check::check(config, layout)?;
     let lock_path = layout.collector_lock();
     let Some(_lock) = lock::try_lock(&lock_path)? else {
         // info, not warn: a long copy overlapping the next cron run is

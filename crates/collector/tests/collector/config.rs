@@ -44,3 +44,20 @@ fn config_flag_overrides_the_environment() {
     assert!(other.path("staging").exists(), "{run}");
     assert!(!sb.path("staging").exists(), "{run}");
 }
+
+#[test]
+fn drop_folder_that_is_staging_is_a_config_error() {
+    let sb = Sandbox::new();
+    let a = crate::support::artifact("full", "1.0.0", 10);
+    a.drop_into(&sb.drop_dir());
+    crate::support::collect_ok(&sb);
+    let staged = sb.names("staging");
+    assert_eq!(staged.len(), 2);
+    let config = std::fs::read_to_string(&sb.config).unwrap();
+    sb.write_config_text(&format!("drop = \"root/staging\"\n{config}"));
+    let run = collect(&sb, &[]);
+    run.code_is(78);
+    run.stderr_has("`drop`");
+    run.stderr_has("staging folder");
+    assert_eq!(sb.names("staging"), staged, "{run}");
+}
