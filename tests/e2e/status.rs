@@ -246,7 +246,19 @@ fn status_page_follows_deploys_failures_and_crashes_through_nginx() {
     sb.run("switcher", &[]);
     assert_eq!(get(&web, "/api/version", 502).status, 502);
     let doc = status_json(&web);
-    assert_eq!(doc["components"]["backend"]["status"], "DOWN", "{doc:#}");
+    expect(&doc, "backend", "3", "1", "DOWN", "failed");
+    expect(&doc, "frontend", "3", "2", "UP", "failed");
+    assert!(get(&web, "/", 200).body.contains("frontend 2"));
+    // The metrics say the same, for alerting.
+    let prom = std::fs::read_to_string(sb.path("state/cutover.prom")).unwrap();
+    for line in [
+        "cutover_up{component=\"backend\"} 0",
+        "cutover_up{component=\"frontend\"} 1",
+        "cutover_healthy{component=\"backend\"} 0",
+        "cutover_deploy_failures_total 1",
+    ] {
+        assert!(prom.lines().any(|l| l == line), "no {line:?} in\n{prom}");
+    }
     let page = get(&web, "/deploy-status", 200).body;
     assert!(
         page.contains(&format!(

@@ -686,6 +686,24 @@ fn a_real_browser_shows_hostile_text_as_text_and_runs_only_our_script() -> anyho
         "{dom}"
     );
 
+    // The second defence: even markup that escaping had missed could not
+    // run script, because the CSP names only our own script's hash.
+    let raw = page(&d).replace(
+        "<h1>Deploy status</h1>",
+        "<h1>Deploy status</h1><script>document.title='pwned'</script>\
+         <img src=x onerror=\"document.title='pwned'\"><svg onload=\"document.title='pwned'\"></svg>",
+    );
+    std::fs::write(&path, raw)?;
+    let dom = chromium::dump_dom(&url);
+    assert!(
+        dom.contains("<title>Deploy status: 1 problem(s)</title>") && dom.contains("<svg"),
+        "an injected script ran despite the CSP\n{dom}"
+    );
+    assert!(
+        dom.contains("class=\"local\""),
+        "our own script did not run\n{dom}"
+    );
+
     let shot = chromium::output_dir().join("status-unit-hostile.png");
     chromium::screenshot(&url, &shot, 412, 1600);
     eprintln!("screenshot: {}", shot.display());
