@@ -378,6 +378,8 @@ fn status_names_a_stale_last_a_silent_collector_and_a_quarantined_upload() {
         "{pretty}"
     );
     let quarantined = doc["quarantined"].as_array().cloned().unwrap_or_default();
+    // One entry: the marker that came with it is part of it.
+    assert_eq!(quarantined.len(), 1, "{pretty}");
     assert!(
         quarantined.iter().any(
             |q| q["name"].as_str().is_some_and(|n| n.starts_with(&bad_name))

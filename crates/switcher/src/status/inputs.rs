@@ -169,10 +169,23 @@ fn read_quarantine(dir: &Path) -> Result<Vec<Quarantined>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(format!("cannot list {}: {e}", dir.display())),
     };
+    let entries: Vec<fs::DirEntry> = entries.flatten().collect();
+    let names: std::collections::HashSet<String> = entries
+        .iter()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     let mut out = Vec::new();
-    for entry in entries.flatten() {
+    for entry in entries {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".reason") || name.starts_with(".tmp-") {
+            continue;
+        }
+        // A marker that was quarantined with its artifact is part of that
+        // entry; one quarantined on its own has its own reason file.
+        let with_its_artifact = name
+            .strip_suffix(".sha256")
+            .is_some_and(|a| names.contains(a) && !names.contains(&format!("{name}.reason")));
+        if with_its_artifact {
             continue;
         }
         let mut reason_name = entry.file_name();
@@ -229,6 +242,12 @@ mod tests {
             "{\"at\":\"2026-11-26T23:50:12Z\",\"action\":\"deploy\",\"outcome\":\"deployed\",\"total_ms\":5}\nbroken\n",
         )?;
         fs::write(layout.quarantine.join("bad.tar"), "x")?;
+        fs::write(layout.quarantine.join("bad.tar.sha256"), "x")?;
+        fs::write(layout.quarantine.join("lone.tar.sha256"), "x")?;
+        fs::write(
+            layout.quarantine.join("lone.tar.sha256.reason"),
+            "a marker without its artifact\n",
+        )?;
         fs::write(
             layout.quarantine.join("bad.tar.reason"),
             "digest mismatch\nmore\n",
@@ -245,11 +264,18 @@ mod tests {
             "{:?}",
             inputs.history_errors
         );
-        assert_eq!(inputs.quarantined.len(), 1);
-        assert_eq!(inputs.quarantined[0].name, "bad.tar");
+        let mut q = inputs.quarantined.clone();
+        q.sort_by(|a, b| a.name.cmp(&b.name));
+        let shown: Vec<(&str, Option<&str>)> = q
+            .iter()
+            .map(|q| (q.name.as_str(), q.reason.as_deref()))
+            .collect();
         assert_eq!(
-            inputs.quarantined[0].reason.as_deref(),
-            Some("digest mismatch")
+            shown,
+            [
+                ("bad.tar", Some("digest mismatch")),
+                ("lone.tar.sha256", Some("a marker without its artifact"))
+            ]
         );
         Ok(())
     }
