@@ -24,7 +24,6 @@ mod exit_codes {
     /// `deliver` could not pack the build.
     pub const INVALID: u8 = 1;
     /// The command line itself is wrong (clap's own code).
-    #[allow(dead_code)]
     pub const USAGE: u8 = 2;
     /// `deliver`: the upload failed on at least one target.
     pub const UPLOAD_FAILED: u8 = 3;
@@ -48,7 +47,11 @@ mod exit_codes {
 #[command(name = "artifact-name", version, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+
+    /// Print the man page or a shell's completions and exit (for packaging).
+    #[arg(long, value_name = "KIND", hide = true, value_parser = ["man", "complete-bash", "complete-zsh", "complete-fish"])]
+    generate: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +100,34 @@ fn parse_ext(s: &str) -> Result<Ext, String> {
         .ok_or_else(|| format!("expected one of tar.gz, tgz, tar.zst, tar; found {s:?}"))
 }
 
+/// `--generate KIND`, or the help and a usage error when no command is given.
+///
+/// The same generators as collector's and switcher's (deploy_root::generate),
+/// written out here because deploy-root depends on this crate.
+fn generate(kind: Option<&str>, out: &mut dyn Write) -> anyhow::Result<u8> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let mut cmd = Cli::command();
+    let shell = match kind {
+        Some("man") => {
+            clap_mangen::Man::new(cmd)
+                .render(out)
+                .context("rendering the man page")?;
+            return Ok(exit_codes::OK);
+        }
+        Some("complete-bash") => Shell::Bash,
+        Some("complete-zsh") => Shell::Zsh,
+        Some("complete-fish") => Shell::Fish,
+        _ => {
+            // Like clap's own usage errors: help on stderr, exit 2.
+            eprint!("{}", cmd.render_help());
+            return Ok(exit_codes::USAGE);
+        }
+    };
+    clap_complete::generate(shell, &mut cmd, "artifact-name", out);
+    Ok(exit_codes::OK)
+}
+
 fn main() -> ExitCode {
     match run() {
         Ok(code) => ExitCode::from(code),
@@ -110,7 +141,10 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<u8> {
     let cli = Cli::parse();
     let mut stdout = std::io::stdout().lock();
-    match cli.command {
+    let Some(command) = cli.command else {
+        return generate(cli.generate.as_deref(), &mut stdout);
+    };
+    match command {
         Command::Format {
             kind,
             version,

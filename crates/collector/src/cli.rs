@@ -45,4 +45,8 @@ pub struct Cli {
 
     #[command(flatten)]
     pub log: LogArgs,
+
+    /// Print the man page or a shell's completions and exit (for packaging).
+    #[arg(long, value_name = "KIND", hide = true)]
+    pub generate: Option<deploy_root::generate::Generate>,
 }

@@ -48,6 +48,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    if let Some(kind) = cli.generate {
+        use clap::CommandFactory;
+        deploy_root::generate::write(Cli::command(), kind, &mut std::io::stdout().lock())?;
+        return Ok(ExitCode::from(exit_codes::OK));
+    }
     let path = Config::resolve_path(cli.config.as_deref());
     let config = Config::load(&path)?;
     let layout = Layout::new(&config);

@@ -8,12 +8,14 @@
 //! - [`time`]: UTC times stored as RFC 3339 with `Z`.
 //! - [`digest`]: streaming SHA-256.
 //! - [`logging`]: the `-v`/`-q` flags and the tracing subscriber.
+//! - [`generate`]: man pages and shell completions from a binary's clap definition.
 //! - [`fault`]: kill points for crash tests (feature `fault-injection`).
 
 pub mod atomic;
 pub mod config;
 pub mod digest;
 pub mod fault;
+pub mod generate;
 pub mod layout;
 pub mod lock;
 pub mod logging;
