@@ -35,19 +35,17 @@ pub fn render(config: &Config, layout: &Layout) -> anyhow::Result<String> {
         }
     }
     if let Some(j) = journal::load(layout)? {
-        if j.step != Step::Recovered {
-            writeln!(
-                w,
-                "A pass was cut short at step {} while taking {} into service: a real run would first {}.",
-                j.step.as_str(),
-                j.artifact,
-                if j.step == Step::Prepare {
-                    "remove its half-made folders".to_string()
-                } else {
-                    format!("go back to what ran before it ({})", from_words(&j.from))
-                }
-            )?;
-        }
+        writeln!(
+            w,
+            "A pass was cut short at step {} while taking {} into service (or one is under way now): a real run would first {}.",
+            j.step.as_str(),
+            j.artifact,
+            if j.step == Step::Prepare {
+                "remove its half-made folders".to_string()
+            } else {
+                format!("go back to what ran before it ({})", from_words(&j.from))
+            }
+        )?;
     }
     let staged = staged::list(layout)?;
     let plan = plan::choose(config, &st, &staged);

@@ -6,9 +6,11 @@
 //! from which release to which, and the step about to run. Recovery (see
 //! [`crate::recover`]) undoes everything from `stop` on by going back to
 //! the from-release; before `stop` nothing running was touched, so it only
-//! removes half-made folders. After recovery the journal stays, at step
-//! `recovered`, to count interrupted attempts: the next pass that takes the
-//! same artifact carries the count on, and a second interruption marks the
+//! removes half-made folders. The journal exists only while a pass is under
+//! way (the status page reads its presence as "switching"). It counts
+//! interrupted attempts: recovery hands the count to the pass that runs
+//! right after it in the same process, which writes it into its own journal
+//! when it takes the same artifact, and a second interruption marks the
 //! artifact failed ("interrupted twice") so that a crashing deploy cannot
 //! loop for ever.
 
@@ -40,8 +42,6 @@ pub enum Step {
     Rollback,
     /// Writing the state files.
     Record,
-    /// A cut-short pass was undone; the journal only counts attempts now.
-    Recovered,
 }
 
 impl Step {
@@ -55,7 +55,6 @@ impl Step {
             Step::Verify => "verify",
             Step::Rollback => "rollback",
             Step::Record => "record",
-            Step::Recovered => "recovered",
         }
     }
 }

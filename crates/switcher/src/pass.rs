@@ -38,8 +38,10 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
 
 fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Result<u8> {
     let mut st: SwitcherState = state::load(&layout.switcher_state())?;
+    let mut retry = None;
     match recover::recover(config, layout, &mut st)? {
-        Recovery::Nothing | Recovery::Recovered => {}
+        Recovery::Nothing => {}
+        Recovery::Recovered(r) => retry = r,
         Recovery::Failed(why) => {
             tracing::error!(
                 "recovering from a cut-short pass failed: {why}; the service may be down"
@@ -84,8 +86,8 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
         })
         .collect();
     // Interrupted attempts of this same artifact carry on (see journal).
-    let attempts = match journal::load(layout)? {
-        Some(j) if j.artifact == artifact && j.step == Step::Recovered => j.attempts,
+    let attempts = match retry {
+        Some((a, n)) if a == artifact => n,
         _ => 0,
     };
     let mut j = Journal {

@@ -11,7 +11,8 @@
 //!
 //! A crash is not the artifact's fault, so it is not marked failed; the
 //! normal pass then tries it again. The journal counts interrupted
-//! attempts, and the second one marks the artifact failed ("interrupted
+//! attempts ([`Recovery::Recovered`] hands the count to the pass that
+//! follows), and the second one marks the artifact failed ("interrupted
 //! twice"). A pass that died while rolling back from a real failure still
 //! records that failure.
 
@@ -30,8 +31,10 @@ pub const MAX_INTERRUPTED: u32 = 2;
 pub enum Recovery {
     /// There was nothing to recover.
     Nothing,
-    /// A cut-short pass was undone; what runs now is consistent.
-    Recovered,
+    /// A cut-short pass was undone; what runs now is consistent. When its
+    /// artifact may be tried again: the artifact and how many attempts
+    /// were interrupted so far.
+    Recovered(Option<(String, u32)>),
     /// Going back failed: the service may be down (the reason).
     Failed(String),
 }
@@ -45,9 +48,6 @@ pub fn recover(
     let Some(mut j) = journal::load(layout)? else {
         return Ok(Recovery::Nothing);
     };
-    if j.step == Step::Recovered {
-        return Ok(Recovery::Nothing);
-    }
     let started = std::time::Instant::now();
     let at = Utc::now();
     let committed = j.components.iter().all(|c| {
@@ -99,6 +99,7 @@ pub fn recover(
             j.step.as_str()
         ));
     }
+    let mut retry = None;
     if let Some(mut failure) = j.failure.clone() {
         // The pass had failed for real and died while going back.
         failure.rollback_failed = restored.is_err();
@@ -122,16 +123,16 @@ pub fn recover(
                 rollback_failed: restored.is_err(),
             };
             record::mark_failed(state, failure, &j.from);
-            journal::remove(layout)?;
         } else {
-            journal::step(layout, &mut j, Step::Recovered)?;
+            retry = Some((j.artifact.clone(), j.attempts));
         }
+        journal::remove(layout)?;
     } else {
         journal::remove(layout)?;
     }
     history::append(layout, &entry)?;
     Ok(match restored {
-        Ok(()) => Recovery::Recovered,
+        Ok(()) => Recovery::Recovered(retry),
         Err(why) => Recovery::Failed(why),
     })
 }

@@ -72,6 +72,10 @@ fn killed_at_every_step_then_one_normal_run_repairs_everything() {
             "no staged artifact may be lost ({point})\n{run}"
         );
         assert!(
+            !sb.root.join("state/journal.json").exists(),
+            "the journal exists only mid-pass ({point})\n{run}"
+        );
+        assert!(
             !sb.names("releases").iter().any(|n| n.starts_with(".tmp")),
             "({point})\n{run}"
         );
@@ -118,4 +122,5 @@ fn a_deploy_interrupted_twice_is_marked_failed() {
             .contains("interrupted twice"),
         "{state:#}\n{run}"
     );
+    assert!(!sb.root.join("state/journal.json").exists(), "{run}");
 }
