@@ -18,14 +18,13 @@ use crate::{dry_run, exit_codes, pass, releases_cmd, rollback, status};
 /// environment: PATH, HOME, LANG=C.UTF-8, CUTOVER_ROOT, CUTOVER_RELEASE,
 /// CUTOVER_COMPONENT, CUTOVER_VERSION, CUTOVER_BRANCH, CUTOVER_ARTIFACT,
 /// CUTOVER_STEP; their output goes to state/logs/<component>-<step>.log.
-///
-/// Exit codes: 0 the pass ended well (deployed, nothing to do, or another
-/// run holds the lock); 3 a deploy failed and was rolled back, or failed
-/// while preparing and nothing running was touched; 4 a deploy failed and
-/// going back failed too (the service may be down); 78 the config file is
-/// missing or not valid; 1 any other error.
 #[derive(Debug, Parser)]
-#[command(name = "switcher", version, max_term_width = 100)]
+#[command(
+    name = "switcher",
+    version,
+    max_term_width = 100,
+    after_help = exit_codes::HELP
+)]
 pub struct Cli {
     /// The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml].
     #[arg(long, global = true, value_name = "PATH")]

@@ -113,3 +113,134 @@ pub fn choose(config: &Config, state: &SwitcherState, staged: &[Staged]) -> Plan
     }
     plan
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use artifact_name::{ArtifactName, Ext};
+    use chrono::TimeZone;
+    use deploy_root::state::{ComponentState, Failure, RunningRelease};
+
+    use super::*;
+
+    const CONFIG: &str = r#"
+root = "/srv/cutover"
+[kinds]
+full = ["backend", "frontend"]
+frontend = ["frontend"]
+[components.backend]
+port = 8080
+[components.frontend]
+port = 80
+"#;
+
+    fn config(extra: &str) -> Config {
+        Config::parse(Path::new("/etc/cutover.toml"), &format!("{CONFIG}{extra}"))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn staged(kind: &str, minute: u32, branch: &str) -> Staged {
+        let t = Utc
+            .with_ymd_and_hms(2026, 11, 26, 0, minute, 0)
+            .single()
+            .unwrap_or_default();
+        let name =
+            ArtifactName::new(kind, t, "1.0", branch, Ext::TarGz).unwrap_or_else(|e| panic!("{e}"));
+        Staged {
+            path: PathBuf::from(name.file_name()),
+            marker: PathBuf::from(name.marker_name()),
+            name,
+        }
+    }
+
+    fn running(s: &Staged) -> ComponentState {
+        ComponentState {
+            running: Some(RunningRelease {
+                info: ArtifactInfo::from(&s.name),
+                release: s.name.stem().to_string(),
+                since: Utc::now(),
+            }),
+            ..ComponentState::default()
+        }
+    }
+
+    fn chosen(plan: &Plan) -> Option<&str> {
+        plan.choice.as_ref().map(|c| c.staged.name.file_name())
+    }
+
+    #[test]
+    fn the_newest_eligible_artifact_wins_as_one_unit() {
+        let c = config("");
+        let old = staged("full", 1, "master");
+        let new = staged("frontend", 2, "master");
+        let plan = choose(&c, &SwitcherState::default(), &[new.clone(), old.clone()]);
+        assert_eq!(chosen(&plan), Some(new.name.file_name()));
+        assert_eq!(
+            plan.choice.map(|c| c.components),
+            Some(vec!["frontend".to_string()])
+        );
+    }
+
+    #[test]
+    fn failed_foreign_branch_and_older_artifacts_are_passed_over_with_reasons() {
+        let c = config("[switcher]\nbranches = [\"master\"]\n");
+        let runs = staged("full", 2, "master");
+        let mut st = SwitcherState::default();
+        st.components.insert("backend".into(), running(&runs));
+        st.components.insert("frontend".into(), running(&runs));
+        let failed = staged("full", 5, "master");
+        st.failed.insert(
+            failed.name.file_name().to_string(),
+            Failure {
+                artifact: failed.name.file_name().to_string(),
+                component: "backend".into(),
+                step: "verify".into(),
+                exit_code: None,
+                reason: "nothing listened".into(),
+                output_tail: Vec::new(),
+                at: Utc::now(),
+                running_instead: Default::default(),
+                rollback_failed: false,
+            },
+        );
+        let feature = staged("full", 4, "feature/x");
+        let older = staged("full", 1, "master");
+        let good = staged("frontend", 3, "master");
+        let all = [failed, feature, good.clone(), runs, older];
+        let plan = choose(&c, &st, &all);
+        assert_eq!(chosen(&plan), Some(good.name.file_name()));
+        let reasons: Vec<&str> = plan.skipped.iter().map(|(_, r)| r.as_str()).collect();
+        assert!(reasons[0].contains("failed before"), "{reasons:?}");
+        assert!(reasons[1].contains("switcher.branches"), "{reasons:?}");
+
+        // Without the good one, nothing: the running one is not newer.
+        let plan = choose(&c, &st, &all[..1]);
+        assert!(plan.choice.is_none());
+        let plan = choose(&c, &st, &all[3..]);
+        assert!(plan.choice.is_none());
+        assert!(
+            plan.skipped[0].1.contains("not newer"),
+            "{:?}",
+            plan.skipped
+        );
+    }
+
+    #[test]
+    fn a_full_artifact_older_than_a_running_frontend_is_not_taken() {
+        let c = config("");
+        let full1 = staged("full", 1, "master");
+        let front3 = staged("frontend", 3, "master");
+        let full2 = staged("full", 2, "master");
+        let mut st = SwitcherState::default();
+        st.components.insert("backend".into(), running(&full1));
+        st.components.insert("frontend".into(), running(&front3));
+        let plan = choose(&c, &st, &[full2]);
+        assert!(plan.choice.is_none(), "{plan:?}");
+        assert!(
+            plan.skipped[0].1.contains("frontend runs"),
+            "{:?}",
+            plan.skipped
+        );
+    }
+}

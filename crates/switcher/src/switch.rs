@@ -259,14 +259,25 @@ fn current_context(
     let current = layout.current_release(component);
     match (current, fallback) {
         (Some(id), Some(r)) if id == r.release => context(layout, component, step, r),
-        (Some(id), _) => CommandContext {
-            component: component.to_string(),
-            step: step.to_string(),
-            release: layout.release(component, &id),
-            version: String::new(),
-            branch: String::new(),
-            artifact: String::new(),
-        },
+        (Some(id), _) => {
+            // Not the recorded release (the one being left): its name
+            // still says version and branch; the extension is not known.
+            let name = crate::retention::parse_id(&id);
+            CommandContext {
+                component: component.to_string(),
+                step: step.to_string(),
+                release: layout.release(component, &id),
+                version: name
+                    .as_ref()
+                    .map(|n| n.version().to_string())
+                    .unwrap_or_default(),
+                branch: name
+                    .as_ref()
+                    .map(|n| n.branch().to_string())
+                    .unwrap_or_default(),
+                artifact: id.clone(),
+            }
+        }
         (None, Some(r)) => context(layout, component, step, r),
         (None, None) => CommandContext {
             component: component.to_string(),

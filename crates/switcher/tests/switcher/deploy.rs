@@ -213,3 +213,26 @@ fn status_subcommand_prints_what_runs() {
     run.code_is(1)
         .stderr_has("--dry-run applies to a pass only");
 }
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let out = std::process::Command::new(switcher_bin())
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for needle in [
+        "Exit codes:",
+        "  0   the pass ended well",
+        "  1   any other error",
+        "  3   a deploy failed",
+        "  4   a deploy failed and going back failed too",
+        "  78  the config file",
+    ] {
+        assert!(
+            text.contains(needle),
+            "--help should mention {needle:?}:\n{text}"
+        );
+    }
+}
