@@ -91,7 +91,13 @@ fn browse(web: &Nginx, step: &str) -> String {
     let dom = chromium::dump_dom(&url);
     let shot = chromium::output_dir().join(format!("status-{step}.png"));
     chromium::screenshot(&url, &shot, 412, 2000);
-    eprintln!("status page screenshot ({step}): {}", shot.display());
+    eprintln!("status page screenshot ({step}, phone): {}", shot.display());
+    let wide = chromium::output_dir().join(format!("status-{step}-desktop.png"));
+    chromium::screenshot(&url, &wide, 1280, 1400);
+    eprintln!(
+        "status page screenshot ({step}, desktop): {}",
+        wide.display()
+    );
     // The page's own script ran (its CSP hash is right) ...
     assert!(
         dom.contains("class=\"local\""),
