@@ -281,3 +281,33 @@ fn a_reload_only_component_is_flipped_then_reloaded_and_verified() {
     run2.success();
     assert_eq!(reloads, "reloaded 1.0.0\nreloaded 1.1.0\n", "{run2}");
 }
+
+#[test]
+fn an_archive_with_an_escaping_symlink_never_stops_the_service() {
+    let sb = sandbox();
+    stage(&sb, &demo("full", "1.0.0", 1));
+    switcher(&sb, &[]).success();
+    let pid = sb.backend_pid();
+    let evil = demo("full", "2.0.0", 2).symlink("backend/etc", "../../../../../etc");
+    stage(&sb, &evil);
+    let run = switcher(&sb, &[]);
+    run.code_is(3).stderr_has("leaves its component folder");
+    assert_eq!(sb.backend_pid(), pid, "{run}");
+    assert_serves(&sb, &run, "1.0.0");
+    assert_eq!(sb.names("releases/backend").len(), 1, "{run}");
+}
+
+#[test]
+fn zstd_and_plain_tar_artifacts_deploy_too() {
+    let sb = sandbox();
+    let v1 = demo("full", "1.0.0", 1).ext(artifact_name::Ext::TarZst);
+    stage(&sb, &v1);
+    let run = switcher(&sb, &[]);
+    run.success();
+    assert_serves(&sb, &run, "1.0.0");
+    let v2 = demo("full", "2.0.0", 2).ext(artifact_name::Ext::Tar);
+    stage(&sb, &v2);
+    let run = switcher(&sb, &[]);
+    run.success();
+    assert_serves(&sb, &run, "2.0.0");
+}
