@@ -134,11 +134,26 @@ verify_timeout = "10s"
 
     step("3. CI delivers full v3.0.0, whose backend exits at once");
     ArchiveBuilder::demo("full", "3.0.0")
-        .minute(20)
+        .at(built(10))
         .file("backend/BEHAVIOUR", "exit\n")
         .drop_into(&root.join("drop"));
     cron.pass()?;
     show(backend_port, frontend_port);
+    // The backend runs in the background, so its own words are in its log,
+    // not in the start command's output.
+    if let Ok(log) = fs::read_to_string(state.join("logs/backend.out")) {
+        println!("   the backend's own log (state/logs/backend.out) ends:");
+        for line in log
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            println!("     {line}");
+        }
+    }
 
     step("What the switcher says now (switcher status)");
     let out = cron.command("switcher").arg("status").output()?;
@@ -156,7 +171,7 @@ verify_timeout = "10s"
     }
 
     println!("\nThe sandbox stays for you to explore:");
-    println!("   {}/            the config", config.display());
+    println!("   {}   the config", config.display());
     println!(
         "   {}/{{drop,staging,releases,current,state}}",
         root.display()
@@ -209,6 +224,11 @@ impl Cron {
         }
         Ok(())
     }
+}
+
+/// A build time `minutes` ago, so that the ages shown are realistic.
+fn built(minutes: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::minutes(minutes)
 }
 
 fn step(title: &str) {
