@@ -28,12 +28,7 @@ impl LockGuard {
 /// Takes the lock at `path` without waiting: `Ok(None)` when another
 /// process holds it.
 pub fn try_lock(path: &Path) -> anyhow::Result<Option<LockGuard>> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("opening lock file {}", path.display()))?;
+    let file = open(path)?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => Ok(Some(LockGuard {
             _lock: lock,
@@ -46,21 +41,14 @@ pub fn try_lock(path: &Path) -> anyhow::Result<Option<LockGuard>> {
     }
 }
 
-/// Takes the lock at `path`, waiting as long as another process holds it.
-pub fn lock_blocking(path: &Path) -> anyhow::Result<LockGuard> {
-    let file = OpenOptions::new()
+/// Opens (creating) the lock file; std opens with `O_CLOEXEC`.
+fn open(path: &Path) -> anyhow::Result<File> {
+    OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .with_context(|| format!("opening lock file {}", path.display()))?;
-    let lock = Flock::lock(file, FlockArg::LockExclusive)
-        .map_err(|(_, errno)| errno)
-        .with_context(|| format!("locking {}", path.display()))?;
-    Ok(LockGuard {
-        _lock: lock,
-        path: path.to_path_buf(),
-    })
+        .with_context(|| format!("opening lock file {}", path.display()))
 }
 
 #[cfg(test)]
