@@ -236,3 +236,28 @@ fn help_documents_the_exit_codes() {
         );
     }
 }
+
+#[test]
+fn a_broken_state_file_is_named_and_never_replaced() {
+    let sb = sandbox();
+    stage(&sb, &demo("full", "1.0.0", 1));
+    switcher(&sb, &[]).success();
+    let pid = sb.backend_pid();
+    let state = sb.root.join("state/switcher.json");
+    std::fs::write(&state, "{ not json").unwrap();
+    stage(&sb, &demo("full", "2.0.0", 2));
+    let run = switcher(&sb, &[]);
+    run.code_is(1).stderr_has("switcher.json");
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        "{ not json",
+        "{run}"
+    );
+    assert_eq!(sb.backend_pid(), pid, "{run}");
+    assert_serves(&sb, &run, "1.0.0");
+    std::fs::remove_file(&state).unwrap();
+    std::fs::write(sb.root.join("state/journal.json"), "garbage").unwrap();
+    let run = switcher(&sb, &[]);
+    run.code_is(1).stderr_has("journal.json");
+    assert_eq!(sb.backend_pid(), pid, "{run}");
+}
