@@ -261,3 +261,31 @@ fn a_broken_state_file_is_named_and_never_replaced() {
     run.code_is(1).stderr_has("journal.json");
     assert_eq!(sb.backend_pid(), pid, "{run}");
 }
+
+#[test]
+fn rollback_of_one_component_leaves_the_other_alone() {
+    let sb = sandbox();
+    let v1 = demo("full", "1.0.0", 1);
+    stage(&sb, &v1);
+    switcher(&sb, &[]).success();
+    let v2 = demo("full", "2.0.0", 2);
+    stage(&sb, &v2);
+    switcher(&sb, &[]).success();
+    let pid = sb.backend_pid();
+    let run = switcher(&sb, &["rollback", "frontend"]);
+    run.success();
+    assert_eq!(
+        current(&sb, "frontend").as_deref(),
+        Some(v1.name().stem()),
+        "{run}"
+    );
+    assert_eq!(
+        current(&sb, "backend").as_deref(),
+        Some(v2.name().stem()),
+        "{run}"
+    );
+    assert_eq!(sb.backend_pid(), pid, "{run}");
+    assert_serves(&sb, &run, "2.0.0");
+    let run = switcher(&sb, &["rollback", "nosuch"]);
+    run.code_is(1).stderr_has("\"nosuch\" is not in the config");
+}
