@@ -34,6 +34,9 @@ pub struct Cli {
     pub dry_run: bool,
     #[command(flatten)]
     pub log: LogArgs,
+    /// Print the man page or a shell's completions and exit (for packaging).
+    #[arg(long, value_name = "KIND", hide = true)]
+    pub generate: Option<deploy_root::generate::Generate>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -67,6 +70,11 @@ pub enum Command {
 pub fn run() -> anyhow::Result<u8> {
     let cli = Cli::parse();
     cli.log.init();
+    if let Some(kind) = cli.generate {
+        use clap::CommandFactory;
+        deploy_root::generate::write(Cli::command(), kind, &mut std::io::stdout().lock())?;
+        return Ok(exit_codes::OK);
+    }
     let path = Config::resolve_path(cli.config.as_deref());
     let config = match Config::load(&path) {
         Ok(c) => c,

@@ -289,3 +289,19 @@ fn rollback_of_one_component_leaves_the_other_alone() {
     let run = switcher(&sb, &["rollback", "nosuch"]);
     run.code_is(1).stderr_has("\"nosuch\" is not in the config");
 }
+
+#[test]
+fn generate_prints_a_man_page_with_the_exit_codes_without_a_config() {
+    let out = std::process::Command::new(switcher_bin())
+        .args(["--generate", "man"])
+        .env("CUTOVER_CONFIG", "/nonexistent/cutover.toml")
+        .output()
+        .unwrap();
+    let man = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(man.contains("78") && man.contains("rollback"), "{man}");
+}
