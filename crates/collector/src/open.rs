@@ -93,6 +93,17 @@ fn type_name(ft: std::fs::FileType) -> &'static str {
 /// `Ok(Err(_))` is a refusal (a link, not a regular file, hard-linked);
 /// `Err(_)` an I/O error (including "vanished", which callers skip).
 pub fn open_regular(path: &Path) -> io::Result<Result<Opened, Refusal>> {
+    // Look before opening: a hard link to a file the collector may not read
+    // (planted by the upload user) must be refused, not fail the pass with
+    // EACCES every minute. The same checks run again on the descriptor
+    // below, since the name may change in between.
+    let seen = std::fs::symlink_metadata(path)?;
+    if let Some(refusal) = Refusal::of_type(seen.file_type()) {
+        return Ok(Err(refusal));
+    }
+    if seen.nlink() > 1 {
+        return Ok(Err(Refusal::HardLinked(seen.nlink())));
+    }
     let flags = OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
     let file = match OpenOptions::new()
         .read(true)

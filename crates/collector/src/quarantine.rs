@@ -85,8 +85,26 @@ fn move_one(drop: &Path, quarantine: &Path, f: &Rejected<'_>, dest: &OsStr) -> a
     })
 }
 
+/// The longest file name Linux filesystems take, in bytes.
+const NAME_MAX: usize = 255;
+
+/// `name` + `suffix`, with `name` cut short (byte-wise) so that the result
+/// still leaves room for `.reason` and `.sha256` beside it. A 255-byte name
+/// in the drop folder is legal, but `<name>.reason` would not be: without
+/// this, such a file could never be quarantined and every pass would fail
+/// on it. The reason itself names the upload in full.
+fn fitting(name: &OsStr, suffix: &str) -> OsString {
+    let room =
+        NAME_MAX - REASON_SUFFIX.len().max(artifact_name::MARKER_SUFFIX.len()) - suffix.len();
+    let bytes = name.as_bytes();
+    let mut out = bytes[..bytes.len().min(room)].to_vec();
+    out.extend_from_slice(suffix.as_bytes());
+    OsString::from_vec(out)
+}
+
 /// `name`, or `name.<UTC time>[-n]` when `name` (or its reason or marker)
-/// is already in quarantine.
+/// is already in quarantine; shortened where a reason file beside it would
+/// not fit (see [`fitting`]).
 fn free_name(quarantine: &Path, name: &OsStr, now: DateTime<Utc>) -> anyhow::Result<OsString> {
     let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
     let taken = |candidate: &OsStr| {
@@ -98,8 +116,9 @@ fn free_name(quarantine: &Path, name: &OsStr, now: DateTime<Utc>) -> anyhow::Res
         .iter()
         .any(|n| std::fs::symlink_metadata(quarantine.join(n)).is_ok())
     };
-    if !taken(name) {
-        return Ok(name.to_os_string());
+    let first = fitting(name, "");
+    if !taken(&first) {
+        return Ok(first);
     }
     for n in 1..1000 {
         let suffix = if n == 1 {
@@ -107,7 +126,7 @@ fn free_name(quarantine: &Path, name: &OsStr, now: DateTime<Utc>) -> anyhow::Res
         } else {
             format!(".{stamp}-{n}")
         };
-        let candidate = with_suffix(name, &suffix);
+        let candidate = fitting(name, &suffix);
         if !taken(&candidate) {
             return Ok(candidate);
         }
@@ -144,6 +163,17 @@ pub fn one_line(reason: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn quarantined_names_leave_room_for_their_reason() {
+        use std::os::unix::ffi::OsStrExt;
+        let long = std::ffi::OsString::from("x".repeat(255));
+        let fit = super::fitting(&long, ".20261126T000000Z-2");
+        assert_eq!(fit.len() + ".reason".len(), 255);
+        assert!(fit.as_bytes().ends_with(b"x.20261126T000000Z-2"));
+        let short = std::ffi::OsStr::new("full.tar.gz");
+        assert_eq!(super::fitting(short, ""), short);
+    }
+
     #[test]
     fn reasons_stay_on_one_line() {
         assert_eq!(super::one_line("a\nb\tc"), "a\\nb\\tc");
