@@ -6,6 +6,7 @@
 
 mod cycle;
 mod deliver;
+mod hostile;
 mod naming;
 mod ops;
 mod status;
