@@ -4,7 +4,8 @@
 //! The move is as safe as a move into staging (see [`crate::mover`]): the
 //! file is whole in drop/ or quarantine/ at every instant. A name is kept
 //! byte for byte, even one with control characters or invalid UTF-8 (it is
-//! only ever shown escaped). An existing quarantined file is never
+//! only ever shown escaped), unless it is too long to have `.reason` beside
+//! it: then it is cut short to fit (see `fitting`). An existing quarantined file is never
 //! overwritten: the newcomer gets a UTC timestamp suffix. The reason file is
 //! written (atomically) before the move, so a quarantined file always has
 //! its reason, and pruning, which goes by reason files, always sees it.
