@@ -6,7 +6,9 @@
 
 mod cycle;
 mod deliver;
+mod generated;
 mod hostile;
 mod naming;
 mod ops;
+mod package;
 mod status;

@@ -282,6 +282,9 @@ impl Config {
             // toml's message already names the key and shows the line.
             err(None, format!("not valid: {}", e.to_string().trim_end()))
         })?;
+        // Relative to the file's folder, made absolute so that commands run
+        // in other folders (and the status page) see the same paths.
+        let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let absolutize = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         let config = Config {

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use deploy_root::logging::LogArgs;
 use deploy_root::{Config, Layout};
 
-use crate::{dry_run, exit_codes, pass, releases_cmd, rollback, status};
+use crate::{check, dry_run, exit_codes, pass, releases_cmd, rollback, status};
 
 /// Takes the newest staged artifact into service: prepares its release,
 /// stops the service, flips current/ atomically, starts it and verifies it,
@@ -64,6 +64,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the config and the machine before the first deploy: folders,
+    /// owners and modes, the drop folder's group, ports, whether each
+    /// command resolves, the nginx site, the state files.
+    ///
+    /// Prints each finding, and each problem with how to fix it; exits 5 if
+    /// there is any problem. Changes nothing.
+    Check {
+        /// The user that runs collector and switcher [default: cutover when
+        /// run as root and that user exists, else the current user].
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// nginx's configuration folder, searched (sites-enabled/, conf.d/)
+        /// for a site serving current/frontend.
+        #[arg(long, value_name = "DIR", default_value = "/etc/nginx")]
+        nginx_dir: PathBuf,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -110,6 +126,19 @@ pub fn run() -> anyhow::Result<u8> {
         Some(Command::Status { json: true }) => {
             print(&status::render_json(&config, &layout)?)?;
             Ok(exit_codes::OK)
+        }
+        Some(Command::Check { user, nginx_dir }) => {
+            let mut opts = check::CheckOptions::defaults();
+            opts.nginx_dir = nginx_dir;
+            if let Some(user) = user {
+                opts.user = user;
+            }
+            let problems = check::run(&config, &layout, &opts, &mut std::io::stdout().lock())?;
+            Ok(if problems == 0 {
+                exit_codes::OK
+            } else {
+                exit_codes::CHECK_FAILED
+            })
         }
     }
 }

@@ -9,6 +9,8 @@ pub const ERROR: u8 = 1;
 pub const DEPLOY_FAILED: u8 = 3;
 /// A deploy failed and going back failed too: the service may be down.
 pub const ROLLBACK_FAILED: u8 = 4;
+/// `switcher check` found problems (each is printed with its fix).
+pub const CHECK_FAILED: u8 = 5;
 /// The config file is missing or not valid (sysexits' EX_CONFIG).
 pub const CONFIG: u8 = 78;
 
@@ -20,4 +22,5 @@ Exit codes:
   3   a deploy failed: it was rolled back, or it failed while preparing and
       nothing running was touched; the previous release runs
   4   a deploy failed and going back failed too: the service may be down
+  5   switcher check found problems (each is printed with its fix)
   78  the config file is missing or not valid";

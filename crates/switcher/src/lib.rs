@@ -17,6 +17,7 @@
 pub mod probe;
 pub mod status;
 
+pub mod check;
 pub mod cli;
 pub mod command;
 pub mod dry_run;

@@ -20,7 +20,9 @@ use crate::{history, plan, record, release, retention, staged, status, switch};
 pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
     layout.ensure()?;
     let Some(_lock) = lock::try_lock(&layout.switcher_lock())? else {
-        tracing::warn!(
+        // A deploy can outlast cron's minute; the overlap is normal, so
+        // this stays out of cron's mail (-v shows it), as the collector's.
+        tracing::info!(
             "another switcher run holds {}; nothing done",
             layout.switcher_lock().display()
         );

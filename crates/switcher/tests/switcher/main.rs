@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod check;
 mod common;
 mod deploy;
 mod dry_run;
