@@ -2,7 +2,7 @@
 //!
 //! One test binary with topic modules; each test has its own sandbox.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod cycle;
 mod deliver;
