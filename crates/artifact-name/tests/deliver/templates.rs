@@ -199,3 +199,23 @@ fn bitbucket_pipelines_validate_and_carry_the_seeds_custom_pipelines() {
     std::fs::write(&broken, text.replace("max-time: 60", "max-time: sixty")).unwrap();
     lint(&mut check_bitbucket(&broken), false);
 }
+
+/// The project's own workflows (.github/workflows: ci, release) lint clean
+/// too, with the same linter as the templates.
+#[test]
+fn project_workflows_lint_clean() {
+    let dir = ci_dir().join("../../.github/workflows");
+    let mut linted = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let file = entry.unwrap().path();
+        if file.extension().is_some_and(|e| e == "yml") {
+            lint(&mut actionlint(&file), true);
+            linted += 1;
+        }
+    }
+    assert!(
+        linted >= 2,
+        "expected ci.yml and release.yml in {}",
+        dir.display()
+    );
+}
