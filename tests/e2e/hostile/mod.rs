@@ -15,7 +15,6 @@
 //! - [`drop_owner`]: links planted by the upload user are never followed.
 //! - [`page`]: hostile branch names on the status page in Chromium.
 
-
 mod archives;
 mod crash;
 mod disk_full;
