@@ -20,9 +20,7 @@ use crate::{history, plan, record, release, retention, staged, status, switch};
 pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
     layout.ensure()?;
     let Some(_lock) = lock::try_lock(&layout.switcher_lock())? else {
-        // A deploy can outlast cron's minute; the overlap is normal, so
-        // this stays out of cron's mail (-v shows it), as the collector's.
-        tracing::info!(
+        tracing::warn!(
             "another switcher run holds {}; nothing done",
             layout.switcher_lock().display()
         );
@@ -106,7 +104,16 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
     journal::save(layout, &j)?;
     let mut steps: Vec<(String, u64)> = Vec::new();
     let t = Instant::now();
-    let prepared = release::prepare(config, layout, &choice.staged, &choice.components)?;
+    let prepared = match release::prepare(config, layout, &choice.staged, &choice.components) {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            // The machine's fault (a full disk...), found before anything
+            // running was touched: no journal is left, so the next pass does
+            // not count an interrupted attempt against the artifact.
+            journal::remove(layout)?;
+            return Err(e);
+        }
+    };
     steps.push(("prepare".into(), ms(t)));
     let mut entry = HistoryEntry {
         at,

@@ -157,6 +157,15 @@ fn make_folders(
     );
     let summary = match unpacked {
         Ok(s) => s,
+        // The machine's fault (a full disk, a folder it may not write), not
+        // the artifact's: it is not marked failed, so that the first pass
+        // after the machine is mended takes it.
+        Err(e @ unpack::UnpackError::Write { .. }) => {
+            return Err(anyhow::Error::from(e).context(format!(
+                "unpacking {file_name} into {} (nothing running was touched)",
+                tmp.display()
+            )))
+        }
         Err(e) => {
             return Ok(Err(StepFailure::new(
                 first,

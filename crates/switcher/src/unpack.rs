@@ -16,7 +16,12 @@
 //! - no device nodes, fifos or sparse files; setuid, setgid and sticky bits
 //!   are dropped.
 //! - the total size and the entry count are capped before anything is
-//!   written, so an archive bomb stops early.
+//!   written, so an archive bomb stops early; only regular files may carry
+//!   data (tar would skip data behind a folder by decompressing it all,
+//!   unseen by the cap).
+//! - errors say where: a rule names the entry, a broken archive the entry
+//!   it broke in or after; a failed write (a full disk) is a
+//!   [`UnpackError::Write`], the machine's fault rather than the archive's.
 //!
 //! [`unpack`] takes any reader, so a fuzz target can drive it directly.
 
@@ -116,8 +121,10 @@ pub fn unpack(
     let mut state = State::default();
     let mut summary = Summary::default();
     let entries = archive.entries().map_err(UnpackError::Read)?;
+    // The last entry read whole, so that an archive that breaks says where.
+    let mut last: Option<String> = None;
     for entry in entries {
-        let mut entry = entry.map_err(UnpackError::Read)?;
+        let mut entry = entry.map_err(|e| read_error(e, last.as_deref()))?;
         summary.entries += 1;
         if summary.entries > limits.max_entries {
             return Err(UnpackError::Limit(format!(
@@ -167,6 +174,19 @@ pub fn unpack(
             ));
         }
         summary.top_level.insert(top);
+        let is_file = matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous);
+        if !is_file && entry.size() > 0 {
+            // Only files hold data. tar skips the data of anything else by
+            // reading (decompressing) it all, and the size cap, which counts
+            // what is written, would never see it: a bomb behind a folder.
+            return Err(entry_err(
+                &raw,
+                format!(
+                    "a {kind:?} entry that carries {} bytes of data; only regular files may",
+                    entry.size()
+                ),
+            ));
+        }
         let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
         match kind {
             tar::EntryType::Directory => {
@@ -202,15 +222,14 @@ pub fn unpack(
                     .open(&target)
                     .map_err(write_err(&target))?;
                 // Never trust the header's size alone: copy at most that much.
-                let copied =
-                    io::copy(&mut (&mut entry).take(size), &mut file).map_err(UnpackError::Read)?;
+                let copied = copy(&mut (&mut entry).take(size), &mut file, &raw, dest, &target)?;
                 if copied != size {
                     return Err(UnpackError::Read(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         format!("entry {raw:?} is cut short ({copied} of {size} bytes)"),
                     )));
                 }
-                file.flush().map_err(write_err(&target))?;
+                file.flush().map_err(|e| write_error(e, dest, &target))?;
                 file.set_permissions(fs::Permissions::from_mode(mode))
                     .map_err(write_err(&target))?;
                 state.files.insert(rel.clone());
@@ -230,8 +249,18 @@ pub fn unpack(
                     .link_name_bytes()
                     .ok_or_else(|| entry_err(&raw, "a hardlink without a target"))?;
                 let link_raw = String::from_utf8_lossy(&link).into_owned();
-                let Some(link_rel) = clean_path(&link_raw)? else {
-                    return Err(entry_err(&raw, "a hardlink to the archive's root"));
+                // The rule the target breaks, said of this entry (the
+                // target is not an entry of the archive).
+                let link_rel = match clean_path(&link_raw) {
+                    Ok(Some(p)) => p,
+                    Ok(None) => return Err(entry_err(&raw, "a hardlink to the archive's root")),
+                    Err(UnpackError::Entry { reason, .. }) => {
+                        return Err(entry_err(
+                            &raw,
+                            format!("a hardlink to {link_raw:?}, {reason}"),
+                        ))
+                    }
+                    Err(e) => return Err(e),
                 };
                 if first_component(&link_rel) != first_component(&rel) {
                     return Err(entry_err(
@@ -260,6 +289,7 @@ pub fn unpack(
                 ))
             }
         }
+        last = Some(raw);
         on_entry(summary.entries);
     }
     // Modes last, so that a read-only folder did not stop its own entries.
@@ -267,6 +297,75 @@ pub fn unpack(
         fs::set_permissions(dir, fs::Permissions::from_mode(*mode)).map_err(write_err(dir))?;
     }
     Ok(summary)
+}
+
+/// A read error of the archive, saying after which entry it broke, with
+/// anything unprintable escaped (the tar crate quotes the raw bytes of a
+/// broken header, and the reason ends up on the status page and terminals).
+fn read_error(e: io::Error, last: Option<&str>) -> UnpackError {
+    let text: String = e
+        .to_string()
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() || c == char::REPLACEMENT_CHARACTER {
+                c.escape_unicode().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
+    let text = match last {
+        Some(last) => format!("after entry {last:?}: {text}"),
+        None => format!("at its first entry: {text}"),
+    };
+    UnpackError::Read(io::Error::new(e.kind(), text))
+}
+
+/// A failed write into `dest`; a full disk says which folder is full.
+fn write_error(e: io::Error, dest: &Path, path: &Path) -> UnpackError {
+    let source = match e.raw_os_error() {
+        Some(nix::libc::ENOSPC) => io::Error::new(
+            e.kind(),
+            format!("the filesystem holding {} is full ({e})", dest.display()),
+        ),
+        Some(nix::libc::EDQUOT) => io::Error::new(
+            e.kind(),
+            format!("the disk quota on {} is exhausted ({e})", dest.display()),
+        ),
+        _ => e,
+    };
+    UnpackError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `io::copy` that tells a read error of the archive (the artifact's
+/// fault) from a write error of the destination (the machine's).
+fn copy(
+    from: &mut impl Read,
+    to: &mut impl Write,
+    raw: &str,
+    dest: &Path,
+    path: &Path,
+) -> Result<u64, UnpackError> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let text = format!("in entry {raw:?}: {e}");
+                return Err(UnpackError::Read(io::Error::new(e.kind(), text)));
+            }
+        };
+        to.write_all(&buf[..n])
+            .map_err(|e| write_error(e, dest, path))?;
+        total += n as u64;
+    }
 }
 
 #[derive(Default)]

@@ -48,7 +48,7 @@ dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}\
 .ok{background:var(--ok)}.bad{background:var(--bad)}.warn{background:var(--warn)}.info{background:var(--info)}.mute{background:var(--mute)}\
 .problems{border-left:.35rem solid var(--bad);padding:.4rem .8rem;margin:0 0 1rem}\
 .allgood{border-left:.35rem solid var(--ok);padding:.4rem .8rem;margin:0 0 1rem}\
-.problems li{margin:.2rem 0}.rule{font-family:ui-monospace,monospace;font-size:.85em;color:var(--mute)}\
+.problems li{margin:.2rem 0;overflow-wrap:anywhere}.rule{font-family:ui-monospace,monospace;font-size:.85em;color:var(--mute)}\
 .age,.local{color:var(--mute)}.stale{border-left:.35rem solid var(--bad);padding:.4rem .8rem;font-weight:600}\
 pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#8882;padding:.4rem;border-radius:.3rem;font-size:.85em}\
 .scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:.9em}\
