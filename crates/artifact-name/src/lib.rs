@@ -26,4 +26,4 @@ pub use branch::{decode_branch, encode_branch, validate_branch};
 pub use error::{Field, NameError};
 pub use ext::{Compression, Ext};
 pub use marker::{parse_marker, MarkerError, MARKER_SUFFIX};
-pub use name::{ArtifactName, BUILD_TIME_FORMAT};
+pub use name::{ArtifactName, BUILD_TIME_FORMAT, MAX_NAME_BYTES};

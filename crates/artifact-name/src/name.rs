@@ -14,8 +14,9 @@ use crate::ext::{expected_list, Ext};
 /// The build time's format in names: ISO 8601 basic, UTC, always with `Z`.
 pub const BUILD_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 
-/// The longest file name Linux file systems accept, in bytes.
-const MAX_NAME_BYTES: usize = 255;
+/// The longest artifact name, in bytes: Linux file systems accept 255, and
+/// the marker `<name>.sha256` must fit too, or no upload could complete.
+pub const MAX_NAME_BYTES: usize = 255 - crate::MARKER_SUFFIX.len();
 
 /// A valid artifact name, `<kind>_<build time>_<version>_<branch>.<ext>`.
 ///
@@ -241,7 +242,7 @@ fn check_length(input: &str) -> Result<(), NameError> {
             Field::Name,
             "",
             format!(
-                "at most {MAX_NAME_BYTES} bytes, found {} (the marker adds 7 more)",
+                "at most {MAX_NAME_BYTES} bytes (255 with the marker's \".sha256\"), found {}",
                 input.len()
             ),
         ));

@@ -136,7 +136,7 @@ fn each_rejection_names_its_field() {
         "'.'",
     );
     let long = format!("full_20261126T235012Z_1.4.2_{}.tar.gz", "b".repeat(230));
-    rejected(&long, Field::Name, "at most 255 bytes");
+    rejected(&long, Field::Name, "at most 248 bytes");
     let err = ArtifactName::parse_bytes(b"full_20261126T235012Z_1.4.2_\xff.tar.gz").unwrap_err();
     assert_eq!(err.field(), Field::Name);
     assert!(err.to_string().contains("UTF-8"), "{err}");
