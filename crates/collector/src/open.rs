@@ -43,6 +43,8 @@ pub enum Refusal {
     NotRegular(&'static str),
     /// A regular file with more than one hard link.
     HardLinked(u64),
+    /// A file the collector may not read (its uploader's mode or owner).
+    Unreadable,
 }
 
 impl Refusal {
@@ -64,6 +66,9 @@ impl Refusal {
                 "refused: a symbolic link (links in the drop folder are never followed)".into()
             }
             Refusal::NotRegular(what) => format!("refused: a {what}, not a regular file"),
+            Refusal::Unreadable => "refused: the collector may not read it (permission \
+                 denied); upload it readable by the collector's user or group"
+                .into(),
             Refusal::HardLinked(n) => format!(
                 "refused: a regular file with {n} hard links (a hard link may point at a \
                  file the uploader cannot read; upload a copy)"
@@ -90,7 +95,8 @@ fn type_name(ft: std::fs::FileType) -> &'static str {
 
 /// Opens `path` if it is a regular file with a single link.
 ///
-/// `Ok(Err(_))` is a refusal (a link, not a regular file, hard-linked);
+/// `Ok(Err(_))` is a refusal (a link, not a regular file, hard-linked,
+/// not readable);
 /// `Err(_)` an I/O error (including "vanished", which callers skip).
 pub fn open_regular(path: &Path) -> io::Result<Result<Opened, Refusal>> {
     // Look before opening: a hard link to a file the collector may not read
@@ -112,6 +118,11 @@ pub fn open_regular(path: &Path) -> io::Result<Result<Opened, Refusal>> {
     {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => return Ok(Err(Refusal::Symlink)),
+        // The uploader's file, not the machine's fault: reported as
+        // waiting (warned once), not an error that fails every pass.
+        Err(e) if e.raw_os_error() == Some(nix::libc::EACCES) => {
+            return Ok(Err(Refusal::Unreadable))
+        }
         Err(e) => return Err(e),
     };
     let meta = file.metadata()?;

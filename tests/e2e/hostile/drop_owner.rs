@@ -4,7 +4,8 @@
 //! collector, run as an unprivileged user of its own (as the `cutover`
 //! user runs it) and then as root (who could read anything), never reads,
 //! moves or follows them: it exits 0, leaves them in place, reports why,
-//! and the targets' contents appear nowhere under the deploy root.
+//! and the targets' contents appear nowhere under the deploy root. An
+//! upload its user may not read is refused and reported the same way.
 
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
@@ -171,4 +172,44 @@ fn planted_links_in_the_drop_folder_are_never_read_moved_or_followed() {
     );
     // Neither was quarantined under another name either.
     assert!(sb.names("quarantine").is_empty(), "{as_root}");
+
+    // An upload the collector's user may not read (its uploader's mode):
+    // refused and reported, not an error that fails every pass.
+    let c = demo("full", "3.0.0", 3);
+    let cn = c.name();
+    let unreadable = drop.join(cn.file_name());
+    fs::write(&unreadable, c.bytes()).unwrap();
+    fs::set_permissions(&unreadable, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(
+        drop.join(cn.marker_name()),
+        marker(cn.file_name(), &c.bytes()),
+    )
+    .unwrap();
+    let run = sb.run_cmd(
+        Command::new("setpriv")
+            .args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+            ])
+            .arg(bin("collector")),
+    );
+    run.success();
+    assert!(unreadable.is_file(), "{run}");
+    assert!(
+        !sb.names("staging").contains(&cn.file_name().to_string()),
+        "{run}"
+    );
+    let state = sb.state_json("collector.json");
+    assert!(
+        state["waiting"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|w| w["name"] == cn.file_name()
+                && w["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("may not read"))),
+        "{state:#}\n{run}"
+    );
 }
