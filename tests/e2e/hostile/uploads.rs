@@ -196,6 +196,20 @@ fn incomplete_uploads_are_never_taken_and_stale_ones_are_reported() {
     // D was partial when its marker was read: never staged; reported
     // (quarantined with the mismatch, or waiting).
     assert!(!staged.contains(&dn.file_name().to_string()), "{run}");
+    let d_quarantined = fs::read_to_string(
+        sb.path("quarantine")
+            .join(format!("{}.reason", dn.file_name())),
+    )
+    .is_ok_and(|r| r.contains("digest mismatch"));
+    let d_waiting = sb.state_json("collector.json")["waiting"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|w| w["name"] == dn.file_name() || w["name"] == dn.marker_name());
+    assert!(
+        d_quarantined || d_waiting,
+        "D is neither quarantined nor reported waiting\n{run}"
+    );
     // E: quarantined with both digests named.
     let reason = fs::read_to_string(
         sb.path("quarantine")
