@@ -449,3 +449,42 @@ fn setuid_and_setgid_bits_are_stripped() {
     }
     sentinel.assert_untouched("setuid");
 }
+
+/// The other side of strictness: a tarball `git archive` makes (it starts
+/// with a `pax_global_header` entry holding the commit id, metadata rather
+/// than a file) is a well-formed archive and deploys.
+#[test]
+fn a_git_archive_tarball_deploys() {
+    let sb = demo_sandbox("", "");
+    let repo = sb.dir().join("repo");
+    for (path, text) in [
+        ("backend/VERSION", "4.0.0\n"),
+        ("frontend/VERSION", "4.0.0\n"),
+        ("frontend/index.html", "<!doctype html><p>git archive</p>\n"),
+    ] {
+        let p = repo.join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["-c", "user.email=ci@example.invalid", "-c", "user.name=ci"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        out.stdout
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "release 4.0.0"]);
+    let bytes = git(&["archive", "--format=tar.gz", "HEAD"]);
+    let n = name("4.0.0", 4, Ext::TarGz);
+    deliver(&sb, &n, &bytes);
+    let run = cron(&sb);
+    run.success();
+    assert_serves(&sb, &run, "4.0.0");
+    assert_consistent(&sb, &run);
+}
