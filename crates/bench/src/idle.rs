@@ -126,11 +126,24 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
              new: `{REF_SWITCH}`"
         ),
     );
+    // What one durable write costs here: the idle passes and the switch
+    // are mostly made of these.
+    let probe = root.path("state").join("bench-probe.json");
+    let payload = vec![b'x'; 1024];
+    let atomic = median(&repeat(3, runs, || {
+        let t = std::time::Instant::now();
+        deploy_root::atomic::write(&probe, &payload)?;
+        Ok(t.elapsed())
+    })?);
     ctx.note(
         GROUP,
         format!(
-            "Floor: spawning `/bin/true` costs {} on this machine (median).",
-            fmt_dur(floor)
+            "Floors on this machine (medians): spawning `/bin/true` {}; one \
+             `deploy_root::atomic::write` of 1 KiB (temp file, fsync, rename, fsync of the folder) \
+             {}. An idle collector pass makes one such write (collector.json); an idle switcher \
+             pass four (switcher.json, deploy-status.json, cutover.prom, deploy-status.html).",
+            fmt_dur(floor),
+            fmt_dur(atomic)
         ),
     );
     crate::remove(&dir)
