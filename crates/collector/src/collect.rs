@@ -107,6 +107,17 @@ fn upload(
         (Ok(parsed), None) => parsed,
         (_, problem) => return pair.reject(ctx, &problem.unwrap_or_default()),
     };
+    // An empty marker is most likely one being written (`echo ... > x.sha256`
+    // creates the file before it writes): it waits like a missing one, and
+    // is quarantined only once stale.
+    if marker_opened.meta.len() == 0 && !is_stale(ctx, &marker_opened.meta) {
+        let reason = format!(
+            "its marker {} is still empty (being written?)",
+            shown(marker)
+        );
+        wait(ctx, name, &reason, false);
+        return Ok(());
+    }
     let expect = match open::read_marker(&marker_opened).and_then(|text| {
         artifact_name::parse_marker(&text, parsed.file_name()).map_err(|e| e.to_string())
     }) {

@@ -105,7 +105,10 @@ fn incomplete_uploads_are_never_taken_and_stale_ones_are_reported() {
     let e = demo("full", "6.0.0", 6);
     // F: a marker whose artifact never comes.
     let f = demo("full", "7.0.0", 7);
-    let known: Vec<(String, Vec<u8>)> = [&a, &b, &c, &d, &e]
+    // G: complete, its marker created but not yet written (empty); older
+    // than what runs, so it is only collected (the checks stay simple).
+    let g = demo("frontend", "0.8.0", 0);
+    let known: Vec<(String, Vec<u8>)> = [&a, &b, &c, &d, &e, &g]
         .iter()
         .map(|x| (x.name().file_name().to_string(), x.bytes()))
         .chain([(
@@ -116,6 +119,8 @@ fn incomplete_uploads_are_never_taken_and_stale_ones_are_reported() {
 
     let drop = sb.drop_dir();
     let (an, bn, cn, dn, en, fname) = (a.name(), b.name(), c.name(), d.name(), e.name(), f.name());
+    let gn = g.name();
+
     fs::write(
         drop.join(cn.marker_name()),
         marker(cn.file_name(), &c.bytes()),
@@ -170,9 +175,31 @@ fn incomplete_uploads_are_never_taken_and_stale_ones_are_reported() {
     for w in &mut writers {
         assert!(w.wait().unwrap().success());
     }
+    // G, whole, with its marker created but still empty: it waits.
+    fs::write(drop.join(gn.file_name()), g.bytes()).unwrap();
+    fs::write(drop.join(gn.marker_name()), b"").unwrap();
+    let run = sb.run("collector", &[]);
+    run.success();
+    assert!(
+        drop.join(gn.file_name()).is_file() && !sb.path("quarantine").join(gn.file_name()).exists(),
+        "an empty marker is one being written: G must wait\n{run}"
+    );
+    fs::write(
+        drop.join(gn.marker_name()),
+        marker(gn.file_name(), &g.bytes()),
+    )
+    .unwrap();
     // C's upload completes: renamed into place, as rsync does.
     fs::rename(&c_part, path_of(&sb, &cn)).unwrap();
-    sb.run("collector", &[]).success();
+    let collected = sb.run("collector", &["--json"]);
+    collected.success();
+    let summary: serde_json::Value = serde_json::from_str(&collected.stdout()).unwrap();
+    assert!(
+        summary["collected"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|n| n == gn.file_name())),
+        "G, its marker written, is collected\n{collected}"
+    );
     let run = sb.run("switcher", &[]);
     assert!(matches!(run.code(), 0 | 3), "{run}");
     assert_only_whole_staged(&sb, &known, &run);
