@@ -108,7 +108,7 @@ verify_timeout = "10s"
 
     step("1. CI delivers full v1.0.0 from master (backend and frontend)");
     ArchiveBuilder::demo("full", "1.0.0")
-        .minute(0)
+        .at(built(30))
         .drop_into(&root.join("drop"));
     cron.pass()?;
     show(backend_port, frontend_port);
@@ -116,7 +116,7 @@ verify_timeout = "10s"
     step("2. CI delivers frontend v2.0.0 (the backend keeps running untouched)");
     let pid_before = fs::read_to_string(&pid).unwrap_or_default();
     ArchiveBuilder::demo("frontend", "2.0.0")
-        .minute(10)
+        .at(built(20))
         .drop_into(&root.join("drop"));
     cron.pass()?;
     show(backend_port, frontend_port);
