@@ -26,7 +26,7 @@ use crate::pass::Ctx;
 use crate::quarantine::Rejected;
 use crate::scan::{marker_name, Item};
 use crate::staging;
-use crate::verdict::{is_stale, reject, reject_unverified_in_staging, shown, wait};
+use crate::verdict::{is_stale, reject, reject_unverified_in_staging, shown, wait, wait_seen};
 
 /// Handles one item of the drop folder.
 pub fn handle(ctx: &mut Ctx<'_>, item: Item) -> anyhow::Result<()> {
@@ -85,13 +85,13 @@ fn upload(
         wait(ctx, name, &refusal.reason(), true);
         return Ok(());
     }
-    let Some(opened) = open_entry(ctx, name, name, "")? else {
-        return Ok(());
-    };
     let parsed = ArtifactName::parse_bytes(name.as_bytes());
     let problem = name_problem(ctx, name, &parsed);
     let Some(marker) = marker else {
-        return without_marker(ctx, name, &opened, problem);
+        return without_marker(ctx, name, problem);
+    };
+    let Some(opened) = open_entry(ctx, name, name, "")? else {
+        return Ok(());
     };
     let what = format!("its marker {}: ", shown(marker));
     let Some(marker_opened) = open_entry(ctx, marker, name, &what)? else {
@@ -115,7 +115,7 @@ fn upload(
             "its marker {} is still empty (being written?)",
             shown(marker)
         );
-        wait(ctx, name, &reason, false);
+        wait_seen(ctx, name, &reason, false, &opened.meta);
         return Ok(());
     }
     let expect = match open::read_marker(&marker_opened).and_then(|text| {
@@ -161,30 +161,46 @@ fn name_problem(
 /// An upload whose marker has not arrived: it waits. A bad name waits too,
 /// since the file may still be being written, until it has not changed for
 /// `stale_upload_after`: then it is junk, not an upload, and quarantined.
-fn without_marker(
-    ctx: &mut Ctx<'_>,
-    name: &OsStr,
-    opened: &Opened,
-    problem: Option<String>,
-) -> anyhow::Result<()> {
+///
+/// A waiting upload is not read, so it is only inspected (one `lstat`, no
+/// open: see [`open::inspect`]); it is opened, with every check, only to be
+/// quarantined.
+fn without_marker(ctx: &mut Ctx<'_>, name: &OsStr, problem: Option<String>) -> anyhow::Result<()> {
+    let path = ctx.layout.drop.join(name);
+    let meta = match open::inspect(&path) {
+        Ok(Ok(meta)) => meta,
+        Ok(Err(refusal)) => {
+            wait(ctx, name, &refusal.reason(), true);
+            return Ok(());
+        }
+        // Removed or renamed since the listing (an uploader tidying up).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("inspecting {}", path.display())),
+    };
     let stale_after = humantime::format_duration(ctx.config.collector.stale_upload_after);
-    match problem {
-        None => {
-            let reason = format!(
-                "no marker yet (the upload is complete once {} arrives)",
-                shown(&marker_name(name))
-            );
-            wait(ctx, name, &reason, false);
-        }
-        Some(problem) if is_stale(ctx, &opened.meta) => {
-            let reason = format!("{problem} (and no marker arrived within {stale_after})");
-            reject(ctx, name, opened, None, &reason)?;
-        }
-        Some(problem) => {
-            let reason =
-                format!("{problem}; quarantined once its marker arrives or after {stale_after}");
-            wait(ctx, name, &reason, false);
-        }
+    let Some(problem) = problem else {
+        let reason = format!(
+            "no marker yet (the upload is complete once {} arrives)",
+            shown(&marker_name(name))
+        );
+        wait_seen(ctx, name, &reason, false, &meta);
+        return Ok(());
+    };
+    let waiting = format!("{problem}; quarantined once its marker arrives or after {stale_after}");
+    if !is_stale(ctx, &meta) {
+        wait_seen(ctx, name, &waiting, false, &meta);
+        return Ok(());
+    }
+    let Some(opened) = open_entry(ctx, name, name, "")? else {
+        return Ok(());
+    };
+    // Decided on the open file itself: the name may have been written to,
+    // or replaced, since the lstat.
+    if is_stale(ctx, &opened.meta) {
+        let reason = format!("{problem} (and no marker arrived within {stale_after})");
+        reject(ctx, name, &opened, None, &reason)?;
+    } else {
+        wait_seen(ctx, name, &waiting, false, &opened.meta);
     }
     Ok(())
 }

@@ -6,6 +6,12 @@
 //! a fifo does not block), the checks run on the open descriptor (`fstat`),
 //! and everything afterwards (digest, copy) reads that same descriptor:
 //! swapping the name after the check changes nothing we read.
+//!
+//! An upload whose marker has not arrived is never read, only reported
+//! (and, once stale, quarantined, which opens it then): [`inspect`] applies
+//! the same refusals to it with one `lstat` and one access check, and no
+//! open. In a crowded drop folder most entries are such uploads, seen again
+//! every minute.
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read};
@@ -133,6 +139,37 @@ pub fn open_regular(path: &Path) -> io::Result<Result<Opened, Refusal>> {
         return Ok(Err(Refusal::HardLinked(meta.nlink())));
     }
     Ok(Ok(Opened { file, meta }))
+}
+
+/// What [`open_regular`] would say of `path`, without opening it: its
+/// `lstat` if it is a regular file with a single link that the collector
+/// may read.
+///
+/// For uploads that are only reported, never read: nothing is read, so
+/// nothing can be read through a link, and the refusals (and their
+/// reasons) are the ones [`open_regular`] gives. Readability is asked of
+/// the kernel (`faccessat` with the effective ids, not following a link),
+/// which applies modes, ACLs and capabilities exactly as open(2) would.
+/// `Err(_)` is an I/O error (including "vanished", which callers skip).
+pub fn inspect(path: &Path) -> io::Result<Result<Metadata, Refusal>> {
+    let seen = std::fs::symlink_metadata(path)?;
+    if let Some(refusal) = Refusal::of_type(seen.file_type()) {
+        return Ok(Err(refusal));
+    }
+    if seen.nlink() > 1 {
+        return Ok(Err(Refusal::HardLinked(seen.nlink())));
+    }
+    let access = nix::unistd::faccessat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        nix::unistd::AccessFlags::R_OK,
+        nix::fcntl::AtFlags::AT_EACCESS | nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    );
+    match access {
+        Ok(()) => Ok(Ok(seen)),
+        Err(nix::errno::Errno::EACCES) => Ok(Err(Refusal::Unreadable)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Reads a marker's content from its open file, at most [`MARKER_CAP`] bytes.

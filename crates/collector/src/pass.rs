@@ -12,11 +12,12 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deploy_root::fault;
 use deploy_root::lock;
-use deploy_root::state::{self, CollectorState, SwitcherState, WaitingUpload};
+use deploy_root::state::{self, CollectorState, SwitcherState};
 use deploy_root::{Config, Layout};
 use tracing::{debug, error, info};
 
 use crate::summary::Summary;
+use crate::verdict::PreviouslyWaiting;
 use crate::{collect, last, prune, scan, staging};
 
 /// How a run ended.
@@ -41,7 +42,7 @@ pub struct Ctx<'a> {
     /// checked before rename; otherwise while copying).
     pub same_fs: bool,
     /// The uploads the previous pass reported waiting (to warn only once).
-    pub previously_waiting: Vec<WaitingUpload>,
+    pub previously_waiting: PreviouslyWaiting,
     /// What this pass did.
     pub summary: Summary,
     /// The artifacts this pass took into staging, and when.
@@ -74,13 +75,13 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<Outcome> {
     };
     fault::point("collector:after-lock");
 
-    let previous: CollectorState = state::load(&layout.collector_state())?;
+    let mut previous: CollectorState = state::load(&layout.collector_state())?;
     let mut ctx = Ctx {
         config,
         layout,
         now: Utc::now(),
         same_fs: same_device(&layout.drop, &layout.staging)?,
-        previously_waiting: previous.waiting.clone(),
+        previously_waiting: PreviouslyWaiting::new(std::mem::take(&mut previous.waiting)),
         summary: Summary::default(),
         collected_at: BTreeMap::new(),
     };

@@ -2,6 +2,7 @@
 //! (with a reason) or waiting (left in place, with a reason), each recorded
 //! in the pass summary and logged once.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::Metadata;
 
@@ -80,22 +81,68 @@ fn quarantined(ctx: &mut Ctx<'_>, name: &OsStr, dest: &OsStr, reason: &str) {
     });
 }
 
+/// The uploads the previous pass reported waiting, by name, to warn about
+/// each only once.
+///
+/// Looked up once per waiting upload, so it must not be a list: a linear
+/// scan per upload made a crowded drop folder's pass quadratic.
+#[derive(Debug, Default)]
+pub struct PreviouslyWaiting {
+    /// Name -> the (reason, stale) it was reported with (a hand-edited
+    /// state file may repeat a name).
+    by_name: HashMap<String, Vec<(String, bool)>>,
+}
+
+impl PreviouslyWaiting {
+    /// Indexes the previous pass's waiting list.
+    pub fn new(waiting: Vec<WaitingUpload>) -> Self {
+        let mut by_name: HashMap<String, Vec<(String, bool)>> =
+            HashMap::with_capacity(waiting.len());
+        for w in waiting {
+            by_name.entry(w.name).or_default().push((w.reason, w.stale));
+        }
+        PreviouslyWaiting { by_name }
+    }
+
+    /// Whether the previous pass reported `entry` with the same name,
+    /// reason and staleness.
+    pub fn contains(&self, entry: &WaitingUpload) -> bool {
+        self.by_name.get(&entry.name).is_some_and(|seen| {
+            seen.iter()
+                .any(|(reason, stale)| *reason == entry.reason && *stale == entry.stale)
+        })
+    }
+}
+
 /// Reports a drop entry as waiting. Refused entries and stale ones are
 /// logged as warnings once (when they first show up so), the rest at debug
 /// level, so that a pass that only sees uploads in progress is quiet.
 pub fn wait(ctx: &mut Ctx<'_>, name: &OsStr, reason: &str, refused: bool) {
     let meta = std::fs::symlink_metadata(ctx.layout.drop.join(name)).ok();
+    report_waiting(ctx, name, reason, refused, meta.as_ref());
+}
+
+/// [`wait`] for an entry whose `lstat` (or `fstat`) the caller already
+/// has: one system call fewer per waiting upload and per pass.
+pub fn wait_seen(ctx: &mut Ctx<'_>, name: &OsStr, reason: &str, refused: bool, meta: &Metadata) {
+    report_waiting(ctx, name, reason, refused, Some(meta));
+}
+
+fn report_waiting(
+    ctx: &mut Ctx<'_>,
+    name: &OsStr,
+    reason: &str,
+    refused: bool,
+    meta: Option<&Metadata>,
+) {
     let entry = WaitingUpload {
         name: name.to_string_lossy().into_owned(),
-        size: meta.as_ref().map_or(0, Metadata::len),
-        modified: meta.as_ref().map(modified).unwrap_or(ctx.now),
-        stale: meta.as_ref().is_some_and(|m| is_stale(ctx, m)),
+        size: meta.map_or(0, Metadata::len),
+        modified: meta.map(modified).unwrap_or(ctx.now),
+        stale: meta.is_some_and(|m| is_stale(ctx, m)),
         reason: reason.to_string(),
     };
-    let seen_before = ctx
-        .previously_waiting
-        .iter()
-        .any(|w| w.name == entry.name && w.reason == entry.reason && w.stale == entry.stale);
+    let seen_before = ctx.previously_waiting.contains(&entry);
     let line = format!(
         "waiting: {} ({} bytes, modified {}{}): {reason}",
         shown(name),
