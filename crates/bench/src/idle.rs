@@ -141,7 +141,9 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             "Floors on this machine (medians): spawning `/bin/true` {}; one \
              `deploy_root::atomic::write` of 1 KiB (temp file, fsync, rename, fsync of the folder) \
              {}. An idle collector pass makes one such write (collector.json); an idle switcher \
-             pass four (switcher.json, deploy-status.json, cutover.prom, deploy-status.html).",
+             pass one too (switcher.json), plus three renames without fsync \
+             (`deploy_root::atomic::write_unsynced`: deploy-status.json, cutover.prom, \
+             deploy-status.html).",
             fmt_dur(floor),
             fmt_dur(atomic)
         ),

@@ -4,7 +4,7 @@
 //!
 //! - overhead: the stop command writes `date +%s%N` as its last act, the
 //!   start command as its first; the gap is the switcher's own time
-//!   between them (journal, flip, spawning), plus the two shells and
+//!   between them (flip, spawning), plus the two shells and
 //!   `date`s, which the reference measures alone;
 //! - port closed: from the first refused probe to the first accepted one;
 //!   the reference runs the same stop and start back to back in one shell;

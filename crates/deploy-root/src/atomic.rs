@@ -1,6 +1,12 @@
 //! All-or-nothing writes: a temp file in the same folder, fsync, rename(2),
 //! fsync of the folder. A reader sees the old content or the new, never a
 //! mix, and a crash at any instant leaves one of the two on disk.
+//!
+//! [`write_unsynced`] and [`replace_symlink_unsynced`] keep the rename (so a
+//! reader still never sees a half file or a missing link) but leave out the
+//! fsyncs, for callers whose crash safety does not rest on them: derived
+//! files regenerated every pass, or a batch of links whose folder the caller
+//! fsyncs once.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -26,6 +32,29 @@ pub fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     fsync_dir(dir)
 }
 
+/// Replaces `path` with `bytes` by rename, like [`write`], but without any
+/// fsync: for derived files that every pass regenerates (the status page,
+/// its JSON, the Prometheus text), never for state. Readers still see the
+/// old content or the new, never a mix; a crash or power cut can at worst
+/// leave the previous version (or, on a filesystem that does not order the
+/// data before the rename, an empty file), which the next pass replaces.
+/// An fsync costs a journal commit, several milliseconds on a busy disk,
+/// and these files are rewritten every minute whatever happens.
+pub fn write_unsynced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = parent(path)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    set_mode(tmp.as_file(), 0o644)?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("renaming into place {}", path.display()))?;
+    Ok(())
+}
+
 /// Replaces `path` with the JSON form of `value` (pretty, newline-ended).
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value).context("serializing JSON")?;
@@ -37,6 +66,14 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result
 /// temporary name, then rename(2) over the old one. Never the
 /// unlink-then-create window of `ln -sfn`.
 pub fn replace_symlink(link: &Path, target: &Path) -> anyhow::Result<()> {
+    replace_symlink_unsynced(link, target)?;
+    fsync_dir(parent(link)?)
+}
+
+/// [`replace_symlink`] without the fsync of the folder: the caller flips
+/// several links in one folder and then calls [`fsync_dir`] once, which
+/// makes every rename before it durable.
+pub fn replace_symlink_unsynced(link: &Path, target: &Path) -> anyhow::Result<()> {
     let dir = parent(link)?;
     let name = link
         .file_name()
@@ -53,8 +90,7 @@ pub fn replace_symlink(link: &Path, target: &Path) -> anyhow::Result<()> {
     }
     symlink(target, &tmp).with_context(|| format!("creating symlink {}", tmp.display()))?;
     fs::rename(&tmp, link)
-        .with_context(|| format!("renaming {} over {}", tmp.display(), link.display()))?;
-    fsync_dir(dir)
+        .with_context(|| format!("renaming {} over {}", tmp.display(), link.display()))
 }
 
 /// fsyncs a folder, so that a rename or create inside it is durable.
@@ -88,6 +124,17 @@ mod tests {
         let p = dir.path().join("s.json");
         write(&p, b"one")?;
         write(&p, b"two")?;
+        assert_eq!(fs::read(&p)?, b"two");
+        assert_eq!(fs::read_dir(dir.path())?.count(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn write_unsynced_replaces_and_leaves_no_temp() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("page.html");
+        write_unsynced(&p, b"one")?;
+        write_unsynced(&p, b"two")?;
         assert_eq!(fs::read(&p)?, b"two");
         assert_eq!(fs::read_dir(dir.path())?.count(), 1);
         Ok(())

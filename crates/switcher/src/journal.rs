@@ -1,10 +1,14 @@
 //! The crash journal: `state/journal.json`, written (atomically) before
-//! each step of a switch, so that a run that finds it can finish or undo a
+//! the steps of a switch, so that a run that finds it can finish or undo a
 //! pass that was cut short.
 //!
 //! The journal says which unit was being switched (artifact, components),
-//! from which release to which, and the step about to run. Recovery (see
-//! [`crate::recover`]) undoes everything from `stop` on by going back to
+//! from which release to which, and the step about to run. It is written
+//! before prepare, stop, verify, rollback and record, but not before flip
+//! and start: recovery handles a pass cut short at stop, flip or start
+//! alike, and the service is down between stop and start (see
+//! [`crate::switch`]), so a pass cut short at flip or start reads as cut
+//! short at stop. Recovery (see [`crate::recover`]) undoes everything from `stop` on by going back to
 //! the from-release; before `stop` nothing running was touched, so it only
 //! removes half-made folders. The journal exists only while a pass is under
 //! way (the status page reads its presence as "switching"). It counts

@@ -3,9 +3,15 @@
 //!
 //! Each step runs for every component of the unit before the next step
 //! starts, so a `full` artifact is one unit: if either component fails,
-//! both go back. The journal is written before each step (see
-//! [`crate::journal`]). [`restore`] is the way back, shared by the
-//! rollback after a failure, `switcher rollback` and crash recovery.
+//! both go back. The journal is written before the stop and before the
+//! verify (see [`crate::journal`]), but not between stop and start: the
+//! service is down there, and recovery treats a pass cut short at stop,
+//! flip or start alike (back to the from-release with [`restore`]), so
+//! writing that the step moved on would change nothing but the time the
+//! service stays down. For the same reason every component's link is
+//! flipped first and current/ fsynced once. [`restore`] is the way back,
+//! shared by the rollback after a failure, `switcher rollback` and crash
+//! recovery.
 
 use deploy_root::config::Component;
 use deploy_root::state::RunningRelease;
@@ -73,15 +79,20 @@ fn forward(
         }
     }
     fault::point("switcher:after-stop");
-    journal::step(layout, j, Step::Flip)?;
+    // The journal on disk still says stop, which recovery undoes exactly as
+    // it would flip or start; the step moves on in memory only, so that a
+    // machine error here is reported at the step it happened in.
+    j.step = Step::Flip;
+    let mut flips = Vec::with_capacity(j.components.len());
     for c in &j.components {
         let to =
             j.to.get(c)
                 .ok_or_else(|| anyhow::anyhow!("journal: no to-release for {c}"))?;
-        flip(layout, c, &to.release)?;
+        flips.push((c.as_str(), to.release.as_str()));
     }
+    flip_all(layout, &flips)?;
     fault::point("switcher:after-flip");
-    journal::step(layout, j, Step::Start)?;
+    j.step = Step::Start;
     for c in j.components.clone() {
         let comp = component(config, &c)?;
         let Some(to) = j.to.get(&c) else { continue };
@@ -193,13 +204,22 @@ pub fn restore(
 
 /// Points current/<component> at release `id` (rename of a new link).
 pub fn flip(layout: &Layout, component: &str, id: &str) -> anyhow::Result<()> {
+    flip_all(layout, &[(component, id)])
+}
+
+/// Points each current/<component> at its release `id` (a rename of a new
+/// link each), then fsyncs current/ once: every link lives in that one
+/// folder, so one fsync makes all the renames durable.
+pub fn flip_all(layout: &Layout, flips: &[(&str, &str)]) -> anyhow::Result<()> {
     std::fs::create_dir_all(&layout.current)?;
-    atomic::replace_symlink(
-        &layout.current_link(component),
-        &Layout::current_target(component, id),
-    )?;
-    tracing::info!("{component}: current/{component} -> {id}");
-    Ok(())
+    for &(component, id) in flips {
+        atomic::replace_symlink_unsynced(
+            &layout.current_link(component),
+            &Layout::current_target(component, id),
+        )?;
+        tracing::info!("{component}: current/{component} -> {id}");
+    }
+    atomic::fsync_dir(&layout.current)
 }
 
 fn remove_link(layout: &Layout, component: &str) -> anyhow::Result<()> {

@@ -7,6 +7,11 @@
 //! docs/status-json.md) and `cutover.prom` (Prometheus text). `switcher
 //! status [--json]` prints [`render_text`] or [`render_json`].
 //!
+//! The three files are derived from the state and rewritten by every pass,
+//! so they are renamed into place (readers see the old file or the new)
+//! without fsync ([`atomic::write_unsynced`]): a crash can cost at most
+//! the last minute's page, and their six fsyncs were most of an idle pass.
+//!
 //! - [`inputs`]: reads the state files and probes the ports (never fails).
 //! - [`rules`]: the seed's rules applied: the [`model::StatusDoc`].
 //! - [`model`]: the document; [`html`], [`text`], [`prom`]: its forms.
@@ -76,9 +81,9 @@ pub fn write_all(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&layout.state)
         .with_context(|| format!("creating folder {}", layout.state.display()))?;
-    atomic::write(&layout.state.join(JSON_FILE), json(doc)?.as_bytes())?;
-    atomic::write(&layout.state.join(PROM_FILE), prom::render(doc).as_bytes())?;
-    atomic::write(
+    atomic::write_unsynced(&layout.state.join(JSON_FILE), json(doc)?.as_bytes())?;
+    atomic::write_unsynced(&layout.state.join(PROM_FILE), prom::render(doc).as_bytes())?;
+    atomic::write_unsynced(
         &layout.state.join(HTML_FILE),
         html::render(doc, stale_after).as_bytes(),
     )?;
