@@ -13,6 +13,7 @@
 use std::ffi::OsStr;
 use std::fs::FileType;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::Context;
@@ -21,12 +22,14 @@ use deploy_root::fault;
 use tracing::info;
 
 use crate::mover::{self, How, Move, MoveError};
-use crate::open::{self, Opened, Refusal};
+use crate::open::{self, Opened, Refusal, Seen};
 use crate::pass::Ctx;
 use crate::quarantine::Rejected;
 use crate::scan::{marker_name, Item};
 use crate::staging;
-use crate::verdict::{is_stale, reject, reject_unverified_in_staging, shown, wait, wait_seen};
+use crate::verdict::{
+    is_stale, is_stale_since, reject, reject_unverified_in_staging, shown, wait, wait_seen,
+};
 
 /// Handles one item of the drop folder.
 pub fn handle(ctx: &mut Ctx<'_>, item: Item) -> anyhow::Result<()> {
@@ -115,7 +118,7 @@ fn upload(
             "its marker {} is still empty (being written?)",
             shown(marker)
         );
-        wait_seen(ctx, name, &reason, false, &opened.meta);
+        wait_seen(ctx, name, &reason, false, Seen::from(&opened.meta));
         return Ok(());
     }
     let expect = match open::read_marker(&marker_opened).and_then(|text| {
@@ -167,8 +170,12 @@ fn name_problem(
 /// quarantined.
 fn without_marker(ctx: &mut Ctx<'_>, name: &OsStr, problem: Option<String>) -> anyhow::Result<()> {
     let path = ctx.layout.drop.join(name);
-    let meta = match open::inspect(&path) {
-        Ok(Ok(meta)) => meta,
+    let inspected = match &ctx.drop_dir {
+        Some(dir) => open::inspect(dir.as_fd(), name),
+        None => open::inspect(nix::fcntl::AT_FDCWD, path.as_os_str()),
+    };
+    let seen = match inspected {
+        Ok(Ok(seen)) => seen,
         Ok(Err(refusal)) => {
             wait(ctx, name, &refusal.reason(), true);
             return Ok(());
@@ -183,12 +190,12 @@ fn without_marker(ctx: &mut Ctx<'_>, name: &OsStr, problem: Option<String>) -> a
             "no marker yet (the upload is complete once {} arrives)",
             shown(&marker_name(name))
         );
-        wait_seen(ctx, name, &reason, false, &meta);
+        wait_seen(ctx, name, &reason, false, seen);
         return Ok(());
     };
     let waiting = format!("{problem}; quarantined once its marker arrives or after {stale_after}");
-    if !is_stale(ctx, &meta) {
-        wait_seen(ctx, name, &waiting, false, &meta);
+    if !is_stale_since(ctx, seen.modified) {
+        wait_seen(ctx, name, &waiting, false, seen);
         return Ok(());
     }
     let Some(opened) = open_entry(ctx, name, name, "")? else {
@@ -200,7 +207,7 @@ fn without_marker(ctx: &mut Ctx<'_>, name: &OsStr, problem: Option<String>) -> a
         let reason = format!("{problem} (and no marker arrived within {stale_after})");
         reject(ctx, name, &opened, None, &reason)?;
     } else {
-        wait_seen(ctx, name, &waiting, false, &opened.meta);
+        wait_seen(ctx, name, &waiting, false, Seen::from(&opened.meta));
     }
     Ok(())
 }

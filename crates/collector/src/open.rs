@@ -9,16 +9,22 @@
 //!
 //! An upload whose marker has not arrived is never read, only reported
 //! (and, once stale, quarantined, which opens it then): [`inspect`] applies
-//! the same refusals to it with one `lstat` and one access check, and no
-//! open. In a crowded drop folder most entries are such uploads, seen again
+//! the same refusals to it with one `lstat` and one access check, both by
+//! the open drop folder, and no open. In a crowded drop folder most entries are such uploads, seen again
 //! every minute.
 
+use std::ffi::OsStr;
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read};
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use nix::fcntl::OFlag;
+use chrono::{DateTime, Utc};
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::fstatat;
+use nix::unistd::{faccessat, AccessFlags};
 
 /// The largest marker we read; a sha256sum line is under 400 bytes.
 pub const MARKER_CAP: u64 = 4096;
@@ -62,6 +68,21 @@ impl Refusal {
             None
         } else {
             Some(Refusal::NotRegular(type_name(ft)))
+        }
+    }
+
+    /// The refusal from a `st_mode` (of an `lstat`), as [`Refusal::of_type`].
+    pub fn of_mode(mode: nix::libc::mode_t) -> Option<Refusal> {
+        use nix::libc::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
+        match mode & S_IFMT {
+            S_IFREG => None,
+            S_IFLNK => Some(Refusal::Symlink),
+            S_IFDIR => Some(Refusal::NotRegular("folder")),
+            S_IFIFO => Some(Refusal::NotRegular("fifo")),
+            S_IFSOCK => Some(Refusal::NotRegular("socket")),
+            S_IFBLK => Some(Refusal::NotRegular("block device")),
+            S_IFCHR => Some(Refusal::NotRegular("character device")),
+            _ => Some(Refusal::NotRegular("file of unknown type")),
         }
     }
 
@@ -141,35 +162,67 @@ pub fn open_regular(path: &Path) -> io::Result<Result<Opened, Refusal>> {
     Ok(Ok(Opened { file, meta }))
 }
 
-/// What [`open_regular`] would say of `path`, without opening it: its
-/// `lstat` if it is a regular file with a single link that the collector
-/// may read.
+/// What the waiting list needs of a file: its size and modification time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// Its size in bytes.
+    pub len: u64,
+    /// Its last modification.
+    pub modified: DateTime<Utc>,
+}
+
+impl From<&Metadata> for Seen {
+    fn from(meta: &Metadata) -> Seen {
+        Seen {
+            len: meta.len(),
+            modified: meta
+                .modified()
+                .map(DateTime::<Utc>::from)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// What [`open_regular`] would say of the entry `name` of the folder `dir`
+/// (open; [`nix::fcntl::AT_FDCWD`] with a whole path works too), without
+/// opening it: its size and time if it is a regular file with a single
+/// link that the collector may read.
 ///
 /// For uploads that are only reported, never read: nothing is read, so
 /// nothing can be read through a link, and the refusals (and their
 /// reasons) are the ones [`open_regular`] gives. Readability is asked of
 /// the kernel (`faccessat` with the effective ids, not following a link),
 /// which applies modes, ACLs and capabilities exactly as open(2) would.
-/// `Err(_)` is an I/O error (including "vanished", which callers skip).
-pub fn inspect(path: &Path) -> io::Result<Result<Metadata, Refusal>> {
-    let seen = std::fs::symlink_metadata(path)?;
-    if let Some(refusal) = Refusal::of_type(seen.file_type()) {
+/// Both calls go by the open folder, so the kernel looks up one name, not
+/// every component of the root's path. `Err(_)` is an I/O error
+/// (including "vanished", which callers skip).
+pub fn inspect(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Result<Seen, Refusal>> {
+    let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+    if let Some(refusal) = Refusal::of_mode(st.st_mode) {
         return Ok(Err(refusal));
     }
-    if seen.nlink() > 1 {
-        return Ok(Err(Refusal::HardLinked(seen.nlink())));
+    // st_nlink is u64 here but u32 on other targets.
+    #[allow(clippy::useless_conversion)]
+    let nlink = u64::from(st.st_nlink);
+    if nlink > 1 {
+        return Ok(Err(Refusal::HardLinked(nlink)));
     }
-    let access = nix::unistd::faccessat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        nix::unistd::AccessFlags::R_OK,
-        nix::fcntl::AtFlags::AT_EACCESS | nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    let access = faccessat(
+        dir,
+        name,
+        AccessFlags::R_OK,
+        AtFlags::AT_EACCESS | AtFlags::AT_SYMLINK_NOFOLLOW,
     );
     match access {
-        Ok(()) => Ok(Ok(seen)),
-        Err(nix::errno::Errno::EACCES) => Ok(Err(Refusal::Unreadable)),
-        Err(e) => Err(e.into()),
+        Ok(()) => {}
+        Err(Errno::EACCES) => return Ok(Err(Refusal::Unreadable)),
+        Err(e) => return Err(e.into()),
     }
+    let nanos = u32::try_from(st.st_mtime_nsec).unwrap_or(0);
+    Ok(Ok(Seen {
+        len: u64::try_from(st.st_size).unwrap_or(0),
+        modified: DateTime::from_timestamp(st.st_mtime, nanos).unwrap_or_default(),
+    }))
 }
 
 /// Reads a marker's content from its open file, at most [`MARKER_CAP`] bytes.

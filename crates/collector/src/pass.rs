@@ -41,6 +41,10 @@ pub struct Ctx<'a> {
     /// Whether drop/ and staging/ are on one filesystem (then the digest is
     /// checked before rename; otherwise while copying).
     pub same_fs: bool,
+    /// The drop folder, open, to look its entries up by name alone
+    /// (`None` if it could not be opened: then by whole path, and the
+    /// listing reports the error).
+    pub drop_dir: Option<std::fs::File>,
     /// The uploads the previous pass reported waiting (to warn only once).
     pub previously_waiting: PreviouslyWaiting,
     /// What this pass did.
@@ -81,6 +85,7 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<Outcome> {
         layout,
         now: Utc::now(),
         same_fs: same_device(&layout.drop, &layout.staging)?,
+        drop_dir: std::fs::File::open(&layout.drop).ok(),
         previously_waiting: PreviouslyWaiting::new(std::mem::take(&mut previous.waiting)),
         summary: Summary::default(),
         collected_at: BTreeMap::new(),

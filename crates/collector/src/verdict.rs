@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use deploy_root::state::WaitingUpload;
 use tracing::{debug, warn};
 
-use crate::open::{self, Opened};
+use crate::open::{self, Opened, Seen};
 use crate::pass::Ctx;
 use crate::quarantine::{self, Rejected};
 use crate::summary::Quarantined;
@@ -119,13 +119,13 @@ impl PreviouslyWaiting {
 /// level, so that a pass that only sees uploads in progress is quiet.
 pub fn wait(ctx: &mut Ctx<'_>, name: &OsStr, reason: &str, refused: bool) {
     let meta = std::fs::symlink_metadata(ctx.layout.drop.join(name)).ok();
-    report_waiting(ctx, name, reason, refused, meta.as_ref());
+    report_waiting(ctx, name, reason, refused, meta.as_ref().map(Seen::from));
 }
 
 /// [`wait`] for an entry whose `lstat` (or `fstat`) the caller already
 /// has: one system call fewer per waiting upload and per pass.
-pub fn wait_seen(ctx: &mut Ctx<'_>, name: &OsStr, reason: &str, refused: bool, meta: &Metadata) {
-    report_waiting(ctx, name, reason, refused, Some(meta));
+pub fn wait_seen(ctx: &mut Ctx<'_>, name: &OsStr, reason: &str, refused: bool, seen: Seen) {
+    report_waiting(ctx, name, reason, refused, Some(seen));
 }
 
 fn report_waiting(
@@ -133,40 +133,44 @@ fn report_waiting(
     name: &OsStr,
     reason: &str,
     refused: bool,
-    meta: Option<&Metadata>,
+    seen: Option<Seen>,
 ) {
     let entry = WaitingUpload {
         name: name.to_string_lossy().into_owned(),
-        size: meta.map_or(0, Metadata::len),
-        modified: meta.map(modified).unwrap_or(ctx.now),
-        stale: meta.is_some_and(|m| is_stale(ctx, m)),
+        size: seen.map_or(0, |s| s.len),
+        modified: seen.map_or(ctx.now, |s| s.modified),
+        stale: seen.is_some_and(|s| is_stale_since(ctx, s.modified)),
         reason: reason.to_string(),
     };
     let seen_before = ctx.previously_waiting.contains(&entry);
-    let line = format!(
-        "waiting: {} ({} bytes, modified {}{}): {reason}",
-        shown(name),
-        entry.size,
-        deploy_root::time::human(entry.modified),
-        if entry.stale { ", stale" } else { "" }
-    );
+    // Formatted inside the macros, so only when that level is logged: a
+    // quiet pass over a crowded drop folder would otherwise format (and
+    // drop) a line with a date for every waiting upload.
+    let line = |entry: &WaitingUpload| {
+        format!(
+            "waiting: {} ({} bytes, modified {}{}): {reason}",
+            shown(name),
+            entry.size,
+            deploy_root::time::human(entry.modified),
+            if entry.stale { ", stale" } else { "" }
+        )
+    };
     if (refused || entry.stale) && !seen_before {
-        warn!("{line}");
+        warn!("{}", line(&entry));
     } else {
-        debug!("{line}");
+        debug!("{}", line(&entry));
     }
     ctx.summary.waiting.push(entry);
 }
 
 /// Whether a file has not changed for longer than `stale_upload_after`.
 pub fn is_stale(ctx: &Ctx<'_>, meta: &Metadata) -> bool {
-    let age = ctx.now - modified(meta);
-    age.to_std()
-        .is_ok_and(|age| age > ctx.config.collector.stale_upload_after)
+    is_stale_since(ctx, Seen::from(meta).modified)
 }
 
-fn modified(meta: &Metadata) -> DateTime<Utc> {
-    meta.modified()
-        .map(DateTime::<Utc>::from)
-        .unwrap_or_default()
+/// Whether `modified` is longer than `stale_upload_after` ago.
+pub fn is_stale_since(ctx: &Ctx<'_>, modified: DateTime<Utc>) -> bool {
+    let age = ctx.now - modified;
+    age.to_std()
+        .is_ok_and(|age| age > ctx.config.collector.stale_upload_after)
 }
