@@ -14,7 +14,8 @@
 //!   folder; hardlinks only to a regular file written earlier in the same
 //!   component.
 //! - no device nodes, fifos or sparse files; setuid, setgid and sticky bits
-//!   are dropped.
+//!   are dropped; a pax global header (metadata, as `git archive` writes)
+//!   is skipped.
 //! - the total size and the entry count are capped before anything is
 //!   written, so an archive bomb stops early; only regular files may carry
 //!   data (tar would skip data behind a folder by decompressing it all,
@@ -43,6 +44,9 @@ pub struct Limits {
     /// The top-level folders the archive may hold (the components of its kind).
     pub top_level: BTreeSet<String>,
 }
+
+/// The most data a pax global header may carry (git archive's is ~50 bytes).
+const GLOBAL_HEADER_CAP: u64 = 64 << 10;
 
 /// What an unpack wrote.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -133,6 +137,22 @@ pub fn unpack(
             )));
         }
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if entry.header().entry_type() == tar::EntryType::XGlobalHeader {
+            // A pax global header (`git archive` writes one holding the
+            // commit id) is metadata for the reader, not a file: skipped.
+            // tar reads its data to skip it, so it is capped (a bomb could
+            // hide there as behind a folder).
+            if entry.size() > GLOBAL_HEADER_CAP {
+                return Err(entry_err(
+                    &raw,
+                    format!(
+                        "a pax global header of {} bytes; expected at most {GLOBAL_HEADER_CAP}",
+                        entry.size()
+                    ),
+                ));
+            }
+            continue;
+        }
         let Some(rel) = clean_path(&raw)? else {
             // "./" itself: the archive's root, nothing to create.
             continue;
