@@ -78,6 +78,9 @@ pub fn render(config: &Config, layout: &Layout) -> anyhow::Result<String> {
         time::human(name.build_time()),
         choice.components.join(", ")
     )?;
+    if let Some(partial) = &plan.partial {
+        writeln!(w, "It deploys {partial}.")?;
+    }
     let mut n = 0;
     let mut step = |w: &mut String, text: String| -> std::fmt::Result {
         n += 1;

@@ -1,12 +1,14 @@
 //! Which artifact a pass takes into service, and why (the dry run prints
 //! the same reasoning).
 //!
-//! The rule: the single newest staged artifact (by build time, then name)
-//! whose kind the config knows, whose branch passes `switcher.branches`,
-//! that has not failed before, and that is newer than what runs for *every*
-//! component it carries (so a `full` artifact never takes a component back
-//! to an older build than the one it runs). A `full` artifact is one unit
-//! covering all its components.
+//! The rule, per component: the newest staged artifact (by build time, then
+//! name) that carries it, whose kind the config knows, whose branch passes
+//! `switcher.branches`, that has not failed before, and that is newer than
+//! what the component runs. A pass takes the newest such artifact into
+//! service for every component it is the choice of, as one unit (if one
+//! fails, all go back). So a `full` artifact never takes a component back
+//! to an older build: when a newer `frontend` artifact already runs, the
+//! `full` one deploys its backend only.
 
 use chrono::{DateTime, Utc};
 use deploy_root::state::{ArtifactInfo, SwitcherState};
@@ -19,7 +21,8 @@ use crate::staged::Staged;
 pub struct Choice {
     /// The artifact.
     pub staged: Staged,
-    /// The components it carries (from `kinds`).
+    /// The components it deploys: those it carries (from `kinds`) for which
+    /// it is newer than what runs.
     pub components: Vec<String>,
 }
 
@@ -31,6 +34,8 @@ pub struct Plan {
     pub choice: Option<Choice>,
     /// Artifacts passed over, newest first, with the reason.
     pub skipped: Vec<(String, String)>,
+    /// Why the choice deploys only some of the components it carries.
+    pub partial: Option<String>,
 }
 
 /// The ordering key of an artifact: build time, then file name (the same
@@ -88,26 +93,42 @@ pub fn choose(config: &Config, state: &SwitcherState, staged: &[Staged]) -> Plan
             continue;
         }
         let info = ArtifactInfo::from(&s.name);
-        let not_newer: Vec<String> = components
-            .iter()
-            .filter_map(|c| {
-                let running = state.components.get(c)?.running.as_ref()?;
-                (key(&info) <= key(&running.info))
-                    .then(|| format!("{c} runs {}", running.info.artifact))
-            })
-            .collect();
-        if !not_newer.is_empty() {
+        let (newer, not_newer): (Vec<&String>, Vec<&String>) = components.iter().partition(|c| {
+            let running = state.components.get(*c).and_then(|c| c.running.as_ref());
+            !running.is_some_and(|r| key(&info) <= key(&r.info))
+        });
+        let runs = |c: &String| {
+            let running = state.components.get(c).and_then(|s| s.running.as_ref());
+            format!(
+                "{c} runs {}",
+                running.map_or("nothing", |r| r.info.artifact.as_str())
+            )
+        };
+        if newer.is_empty() {
             // Older artifacts may still be newer for a component that runs
             // something older (after a rollback of one component): go on.
+            let runs: Vec<String> = not_newer.into_iter().map(runs).collect();
             plan.skipped.push((
                 file,
-                format!("it is not newer than what runs ({})", not_newer.join("; ")),
+                format!("it is not newer than what runs ({})", runs.join("; ")),
             ));
             continue;
         }
+        if !not_newer.is_empty() {
+            let runs: Vec<String> = not_newer.into_iter().map(runs).collect();
+            plan.partial = Some(format!(
+                "only {} from it: it is not newer than what runs ({})",
+                newer
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                runs.join("; ")
+            ));
+        }
         plan.choice = Some(Choice {
             staged: s.clone(),
-            components: components.to_vec(),
+            components: newer.into_iter().cloned().collect(),
         });
         break;
     }
@@ -227,7 +248,7 @@ port = 80
     }
 
     #[test]
-    fn a_full_artifact_older_than_a_running_frontend_is_not_taken() {
+    fn a_full_artifact_older_than_a_running_frontend_deploys_its_backend_only() {
         let c = config("");
         let full1 = staged("full", 1, "master");
         let front3 = staged("frontend", 3, "master");
@@ -235,10 +256,23 @@ port = 80
         let mut st = SwitcherState::default();
         st.components.insert("backend".into(), running(&full1));
         st.components.insert("frontend".into(), running(&front3));
+        let plan = choose(&c, &st, std::slice::from_ref(&full2));
+        assert_eq!(chosen(&plan), Some(full2.name.file_name()));
+        assert_eq!(
+            plan.choice.as_ref().map(|c| c.components.clone()),
+            Some(vec!["backend".to_string()])
+        );
+        let partial = plan.partial.unwrap_or_default();
+        assert!(
+            partial.contains("only backend") && partial.contains("frontend runs"),
+            "{partial}"
+        );
+        // Once the backend runs it, nothing is newer for either component.
+        st.components.insert("backend".into(), running(&full2));
         let plan = choose(&c, &st, &[full2]);
         assert!(plan.choice.is_none(), "{plan:?}");
         assert!(
-            plan.skipped[0].1.contains("frontend runs"),
+            plan.skipped[0].1.contains("not newer"),
             "{:?}",
             plan.skipped
         );

@@ -142,7 +142,14 @@ fn make_folders(
     let limits = Limits {
         max_unpacked_size: config.switcher.max_unpacked_size,
         max_entries: config.switcher.max_entries,
-        top_level: components.iter().cloned().collect::<BTreeSet<_>>(),
+        // The archive holds every folder its kind carries, even when only
+        // some of them deploy (the others already run something newer).
+        top_level: config
+            .components_of(staged.name.kind())
+            .unwrap_or(components)
+            .iter()
+            .cloned()
+            .collect::<BTreeSet<_>>(),
     };
     let unpacked = unpack::unpack(
         std::io::BufReader::new(file),

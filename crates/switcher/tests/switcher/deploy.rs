@@ -305,3 +305,46 @@ fn generate_prints_a_man_page_with_the_exit_codes_without_a_config() {
     );
     assert!(man.contains("78") && man.contains("rollback"), "{man}");
 }
+
+/// Per component, the newest artifact that carries it: a `full` artifact
+/// built before the `frontend` one that runs deploys its backend only, and
+/// the frontend keeps its newer build.
+#[test]
+fn an_older_full_artifact_deploys_its_backend_beside_a_newer_frontend() {
+    let sb = sandbox();
+    stage(&sb, &demo("full", "1.0.0", 1));
+    switcher(&sb, &[]).success();
+    let f3 = demo("frontend", "3.0.0", 3);
+    stage(&sb, &f3);
+    switcher(&sb, &[]).success();
+
+    // full 2.0.0 was built before frontend 3.0.0 but arrives after it.
+    let full2 = demo("full", "2.0.0", 2);
+    stage(&sb, &full2);
+    let dry = switcher(&sb, &["--dry-run"]);
+    dry.success()
+        .stdout_has("to backend:")
+        .stdout_has("It deploys only backend from it");
+    let run = switcher(&sb, &[]);
+    run.success();
+    assert_serves(&sb, &run, "2.0.0");
+    assert_eq!(
+        current(&sb, "backend").as_deref(),
+        Some(full2.name().stem()),
+        "{run}"
+    );
+    assert_eq!(
+        current(&sb, "frontend").as_deref(),
+        Some(f3.name().stem()),
+        "{run}"
+    );
+    assert!(
+        !sb.path("releases/frontend")
+            .join(full2.name().stem())
+            .exists(),
+        "the frontend folder of the full artifact is not made a release\n{run}"
+    );
+    // And nothing more to do afterwards.
+    let again = switcher(&sb, &["--dry-run"]);
+    again.success().stdout_has("Nothing to deploy");
+}
