@@ -17,19 +17,7 @@ use anyhow::Context;
 
 /// Replaces `path` with `bytes` atomically.
 pub fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = parent(path)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
-    set_mode(tmp.as_file(), 0o644)?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("renaming into place {}", path.display()))?;
-    fsync_dir(dir)
+    replace_file(path, bytes, true)
 }
 
 /// Replaces `path` with `bytes` by rename, like [`write`], but without any
@@ -41,17 +29,33 @@ pub fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// An fsync costs a journal commit, several milliseconds on a busy disk,
 /// and these files are rewritten every minute whatever happens.
 pub fn write_unsynced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    replace_file(path, bytes, false)
+}
+
+/// A temp file beside `path`, written (and fsynced with `durable`), renamed
+/// over `path` (and the folder fsynced with `durable`).
+fn replace_file(path: &Path, bytes: &[u8], durable: bool) -> anyhow::Result<()> {
     let dir = parent(path)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)
+        .and_then(|()| {
+            if durable {
+                tmp.as_file().sync_all()
+            } else {
+                Ok(())
+            }
+        })
         .with_context(|| format!("writing {}", tmp.path().display()))?;
     set_mode(tmp.as_file(), 0o644)?;
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("renaming into place {}", path.display()))?;
+    if durable {
+        fsync_dir(dir)?;
+    }
     Ok(())
 }
 
