@@ -138,15 +138,7 @@ impl Sandbox {
     pub fn run_cmd(&self, cmd: &mut Command) -> Run {
         cmd.env("CUTOVER_CONFIG", &self.config)
             .env_remove("RUST_LOG");
-        let shown = format!("{cmd:?}");
-        let output = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-        Run {
-            cmd: shown,
-            output,
-            tree: listing(self.dir()),
-        }
+        Run::capture(cmd, self.dir())
     }
 
     /// A listing of the whole tree (path, type, size, mtime, link target),
@@ -205,6 +197,20 @@ pub struct Run {
 }
 
 impl Run {
+    /// Runs `cmd` to completion and records it with the listing of `tree`
+    /// (the folder it worked on) for failure messages.
+    pub fn capture(cmd: &mut Command, tree: &Path) -> Run {
+        let shown = format!("{cmd:?}");
+        let output = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+        Run {
+            cmd: shown,
+            output,
+            tree: listing(tree),
+        }
+    }
+
     /// stdout as text.
     pub fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.output.stdout).into_owned()
