@@ -100,10 +100,15 @@ pub fn recover(
         ));
     }
     let mut retry = None;
-    if let Some(mut failure) = j.failure.clone() {
+    // What is marked failed is saved before the journal goes: once the
+    // journal is removed nothing else remembers it, and the caller may still
+    // stop on an error before its own save.
+    let save = |state: &SwitcherState| deploy_root::state::save(&layout.switcher_state(), state);
+    if let (Some(mut failure), "deploy") = (j.failure.clone(), j.action.as_str()) {
         // The pass had failed for real and died while going back.
         failure.rollback_failed = restored.is_err();
         record::mark_failed(state, failure, &j.from);
+        save(state)?;
         journal::remove(layout)?;
     } else if j.action == "deploy" {
         j.attempts += 1;
@@ -123,6 +128,7 @@ pub fn recover(
                 rollback_failed: restored.is_err(),
             };
             record::mark_failed(state, failure, &j.from);
+            save(state)?;
         } else {
             retry = Some((j.artifact.clone(), j.attempts));
         }

@@ -95,26 +95,12 @@ fn make_folders(
     let file_name = staged.name.file_name();
     // One descriptor for digest and unpack: what was checked is what unpacks,
     // even if the collector replaces or prunes the path meanwhile.
-    let mut file = match File::open(&staged.path) {
-        Ok(f) => f,
-        Err(e) => {
-            return Ok(Err(StepFailure::new(
-                first,
-                "unpack",
-                format!("cannot open {}: {e}", staged.path.display()),
-            )))
-        }
-    };
-    let marker = match fs::read_to_string(&staged.marker) {
-        Ok(m) => m,
-        Err(e) => {
-            return Ok(Err(StepFailure::new(
-                first,
-                "digest",
-                format!("cannot read the marker {}: {e}", staged.marker.display()),
-            )))
-        }
-    };
+    // A file that cannot be opened (pruned meanwhile, permissions) is the
+    // machine's problem, not the artifact's: an error, never a failure mark.
+    let mut file =
+        File::open(&staged.path).with_context(|| format!("opening {}", staged.path.display()))?;
+    let marker = fs::read_to_string(&staged.marker)
+        .with_context(|| format!("reading the marker {}", staged.marker.display()))?;
     let expected = match parse_marker(&marker, file_name) {
         Ok(d) => d,
         Err(e) => {

@@ -131,68 +131,14 @@ pub fn restore(
     components: &[String],
     from: &std::collections::BTreeMap<String, Option<RunningRelease>>,
 ) -> anyhow::Result<Result<(), String>> {
-    let timeout = config.switcher.command_timeout;
     let mut problems = Vec::new();
     for c in components {
-        let comp = component(config, c)?;
         let from = from.get(c).cloned().flatten();
-        // A failed stop matters only if the from-release then does not come
-        // up (e.g. a release that exited at once has nothing left to stop).
-        let mut stop_problem = None;
-        if let Some(cmd) = &comp.stop {
-            // Stop what current/ points to now, whichever release that is.
-            let ctx = current_context(layout, c, "stop", from.as_ref());
-            let out = command::run(layout, cmd, &ctx, timeout)?;
-            if !out.success() {
-                tracing::warn!(
-                    "{c}: the stop command {} while going back",
-                    out.describe(timeout)
-                );
-                stop_problem = Some(format!("{c}: stop {}", out.describe(timeout)));
-            }
-        }
-        match &from {
-            Some(from) => {
-                if !layout.release(c, &from.release).is_dir() {
-                    problems.push(format!(
-                        "{c}: the release to go back to, {}, is not on disk",
-                        layout.release(c, &from.release).display()
-                    ));
-                    continue;
-                }
-                if layout.current_release(c).as_deref() != Some(from.release.as_str()) {
-                    flip(layout, c, &from.release)?;
-                }
-            }
-            None => remove_link(layout, c)?,
-        }
-        fault::point("switcher:mid-rollback");
-        let Some(from) = from else {
-            problems.extend(stop_problem.take());
-            tracing::warn!(
-                "{c}: there was no release before; it is left stopped and current/{c} is removed"
-            );
-            continue;
-        };
-        if let Some((step, cmd)) = start_command(comp) {
-            let ctx = context(layout, c, step, &from);
-            let out = command::run(layout, cmd, &ctx, timeout)?;
-            if !out.success() {
-                problems.extend(stop_problem.take());
-                problems.push(format!(
-                    "{c}: {step} of {} {} (see {})",
-                    from.release,
-                    out.describe(timeout),
-                    out.log.display()
-                ));
-                continue;
-            }
-        }
-        if verify::applies(comp) {
-            if let Err(why) = verify::verify(comp, config.switcher.verify_timeout) {
-                problems.extend(stop_problem.take());
-                problems.push(format!("{c}: {} {why}", from.release));
-            }
+        // A machine error on one component (a command that cannot be
+        // spawned, a link that cannot be made) must not keep the others
+        // stopped: note it and go on to the next.
+        if let Err(e) = restore_one(config, layout, c, from, &mut problems) {
+            problems.push(format!("{c}: {e:#}"));
         }
     }
     if problems.is_empty() {
@@ -200,6 +146,78 @@ pub fn restore(
     } else {
         Ok(Err(problems.join("; ")))
     }
+}
+
+/// [`restore`] for one component; problems that are the releases' own go
+/// into `problems`, machine errors are returned.
+fn restore_one(
+    config: &Config,
+    layout: &Layout,
+    c: &str,
+    from: Option<RunningRelease>,
+    problems: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let timeout = config.switcher.command_timeout;
+    let comp = component(config, c)?;
+    // A failed stop matters only if the from-release then does not come
+    // up (e.g. a release that exited at once has nothing left to stop).
+    let mut stop_problem = None;
+    if let Some(cmd) = &comp.stop {
+        // Stop what current/ points to now, whichever release that is.
+        let ctx = current_context(layout, c, "stop", from.as_ref());
+        let out = command::run(layout, cmd, &ctx, timeout)?;
+        if !out.success() {
+            tracing::warn!(
+                "{c}: the stop command {} while going back",
+                out.describe(timeout)
+            );
+            stop_problem = Some(format!("{c}: stop {}", out.describe(timeout)));
+        }
+    }
+    match &from {
+        Some(from) => {
+            if !layout.release(c, &from.release).is_dir() {
+                problems.push(format!(
+                    "{c}: the release to go back to, {}, is not on disk",
+                    layout.release(c, &from.release).display()
+                ));
+                return Ok(());
+            }
+            if layout.current_release(c).as_deref() != Some(from.release.as_str()) {
+                flip(layout, c, &from.release)?;
+            }
+        }
+        None => remove_link(layout, c)?,
+    }
+    fault::point("switcher:mid-rollback");
+    let Some(from) = from else {
+        problems.extend(stop_problem.take());
+        tracing::warn!(
+            "{c}: there was no release before; it is left stopped and current/{c} is removed"
+        );
+        return Ok(());
+    };
+    if let Some((step, cmd)) = start_command(comp) {
+        let ctx = context(layout, c, step, &from);
+        let out = command::run(layout, cmd, &ctx, timeout)?;
+        if !out.success() {
+            problems.extend(stop_problem.take());
+            problems.push(format!(
+                "{c}: {step} of {} {} (see {})",
+                from.release,
+                out.describe(timeout),
+                out.log.display()
+            ));
+            return Ok(());
+        }
+    }
+    if verify::applies(comp) {
+        if let Err(why) = verify::verify(comp, config.switcher.verify_timeout) {
+            problems.extend(stop_problem.take());
+            problems.push(format!("{c}: {} {why}", from.release));
+        }
+    }
+    Ok(())
 }
 
 /// Points current/<component> at release `id` (rename of a new link).
