@@ -195,7 +195,8 @@ pub struct SwitcherState {
 
 impl SwitcherState {
     /// The artifacts that must stay in staging: what runs, and the previous
-    /// good release (a rollback may need to unpack it again).
+    /// good release (should its release folder be lost, the archive is the
+    /// only copy left to deploy it from again).
     pub fn pinned_artifacts(&self) -> Vec<&str> {
         self.components
             .values()

@@ -20,7 +20,7 @@ use deploy_root::state::{ArtifactInfo, SwitcherState};
 use deploy_root::{Config, Layout};
 
 use crate::plan::key;
-use crate::release::{remove_dir_if_exists, TMP_PREFIX};
+use crate::release::remove_dir_if_exists;
 use crate::staged::Staged;
 
 /// The artifact a release id stands for (the extension is not part of the
@@ -70,7 +70,6 @@ fn prune_releases(
             .flatten()
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|id| !id.starts_with(TMP_PREFIX))
             .filter_map(|id| parse_id(&id).map(|n| (id, n)))
             .collect();
         let keep = config.switcher.keep_releases;

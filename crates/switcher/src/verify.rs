@@ -13,6 +13,9 @@ use crate::probe;
 /// How often the probes are repeated.
 const POLL: Duration = Duration::from_millis(150);
 
+/// How long one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
+
 /// Whether a component has anything to verify: only one that the switcher
 /// starts or reloads (a component with neither is files only, served by
 /// something the switcher does not manage).
@@ -25,7 +28,7 @@ pub fn verify(component: &Component, timeout: Duration) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     let port = component.port;
     loop {
-        if probe::listening(port, POLL.max(Duration::from_millis(200))) {
+        if probe::listening(port, CONNECT_TIMEOUT) {
             break;
         }
         if Instant::now() >= deadline {
