@@ -1,4 +1,8 @@
 //! Streaming SHA-256, for checking an artifact against its marker.
+//!
+//! [`Sha256Reader`] hashes what passes through it, so that the switcher can
+//! check an archive in the same read that unpacks it: the bytes checked are
+//! then exactly the bytes unpacked, whoever writes the file meanwhile.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -28,6 +32,49 @@ pub fn sha256_file(file: &File) -> io::Result<String> {
     sha256_reader(file)
 }
 
+/// A reader that hashes every byte it yields: wrap the file, let the
+/// consumer read through it, then [`Sha256Reader::finish`] reads what the
+/// consumer left (trailing blocks, bytes past the end of a compressed
+/// stream) and returns the digest of the whole input.
+#[derive(Debug)]
+pub struct Sha256Reader<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Sha256Reader<R> {
+    /// Starts hashing what `inner` yields from where it stands.
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// How many bytes were read so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Reads the rest of the input and returns the lower-case hex SHA-256
+    /// of everything read through this reader.
+    pub fn finish(mut self) -> io::Result<String> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok(hex(&self.hasher.finalize()))
+    }
+}
+
+impl<R: Read> Read for Sha256Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::with_capacity(64), |mut s, b| {
@@ -42,6 +89,20 @@ mod tests {
     fn known_digest() {
         assert_eq!(
             super::sha256_reader(&b"test"[..]).ok().as_deref(),
+            Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
+        );
+    }
+
+    #[test]
+    fn the_reader_hashes_what_it_yields_and_what_was_left() {
+        use std::io::Read;
+        let mut r = super::Sha256Reader::new(&b"test"[..]);
+        let mut first = [0u8; 2];
+        assert!(r.read_exact(&mut first).is_ok());
+        assert_eq!(&first, b"te");
+        assert_eq!(r.bytes(), 2);
+        assert_eq!(
+            r.finish().ok().as_deref(),
             Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
         );
     }

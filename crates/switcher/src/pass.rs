@@ -104,7 +104,7 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
     journal::save(layout, &j)?;
     let mut steps: Vec<(String, u64)> = Vec::new();
     let t = Instant::now();
-    let prepared = match release::prepare(config, layout, &choice.staged, &choice.components) {
+    let prepared = match release::prepare(config, layout, &st, &choice.staged, &choice.components) {
         Ok(prepared) => prepared,
         Err(e) => {
             // The machine's fault (a full disk...), found before anything

@@ -1,21 +1,24 @@
 //! Release folders: making one from a staged artifact, before anything
 //! running is touched.
 //!
-//! The archive is checked against its marker, unpacked into
-//! `releases/.tmp-<id>/` (one folder per component), the shared files and
-//! folders are linked in, and each component's folder is renamed into
+//! The archive is unpacked into `releases/.tmp-<id>/` (one folder per
+//! component) in the same read that computes its digest, which must match
+//! its marker; the shared files and folders are linked in, the filesystem
+//! is synced, and each component's folder is renamed into
 //! `releases/<component>/<id>/`; then each component's `prepare` command
 //! runs there. A failure anywhere removes what this step made and leaves
 //! every running release alone.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::io::{Seek, SeekFrom};
+use std::io::BufReader;
 use std::os::unix::fs::symlink;
 use std::path::{Component as PathComponent, Path, PathBuf};
 
 use anyhow::Context;
 use artifact_name::parse_marker;
+use deploy_root::digest::Sha256Reader;
+use deploy_root::state::SwitcherState;
 use deploy_root::{fault, Config, Layout};
 
 use crate::command::{self, CommandContext};
@@ -29,11 +32,15 @@ pub const TMP_PREFIX: &str = ".tmp-";
 /// The fault point inside the unpack loop fires after this many entries.
 const MID_UNPACK_ENTRIES: u64 = 2;
 
+/// The read size for archives: large reads, few system calls.
+const READ_BUFFER: usize = 256 << 10;
+
 /// Makes the release folders of `staged` for `components`. `Ok(Err(_))`
 /// is the artifact's fault (mark it failed); `Err(_)` is the machine's.
 pub fn prepare(
     config: &Config,
     layout: &Layout,
+    state: &SwitcherState,
     staged: &Staged,
     components: &[String],
 ) -> anyhow::Result<Result<(), StepFailure>> {
@@ -41,7 +48,7 @@ pub fn prepare(
     let tmp = layout.releases.join(format!("{TMP_PREFIX}{id}"));
     remove_dir_if_exists(&tmp)?;
     fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let made = make_folders(config, layout, staged, components, &tmp);
+    let made = make_folders(config, layout, state, staged, components, &tmp);
     remove_dir_if_exists(&tmp)?;
     match made {
         Ok(Ok(())) => {}
@@ -83,21 +90,39 @@ pub fn prepare(
     Ok(Ok(()))
 }
 
-/// Digest, unpack, checks, shared links, rename into place.
+/// Unpack with the digest computed in the same read, checks, shared links,
+/// syncfs, rename into place.
 fn make_folders(
     config: &Config,
     layout: &Layout,
+    state: &SwitcherState,
     staged: &Staged,
     components: &[String],
     tmp: &Path,
 ) -> anyhow::Result<Result<(), StepFailure>> {
     let first = components.first().map(String::as_str).unwrap_or("");
     let file_name = staged.name.file_name();
-    // One descriptor for digest and unpack: what was checked is what unpacks,
-    // even if the collector replaces or prunes the path meanwhile.
+    let id = staged.name.stem();
+    // Two artifacts with one stem (x.tar.gz, then x.tgz) would share this
+    // release id. The collector quarantines the second; should one still
+    // come (staged by hand), it must neither overwrite the release that
+    // runs or the one a rollback returns to, nor fail every pass: it is
+    // the artifact's fault, marked once.
+    for c in components {
+        if let Some(kept) = kept_release(layout, state, c, id) {
+            return Ok(Err(StepFailure::new(
+                c,
+                "unpack",
+                format!(
+                    "{file_name} would unpack into {}, which is {kept}; another artifact with the same name and another extension was deployed before",
+                    layout.release(c, id).display()
+                ),
+            )));
+        }
+    }
     // A file that cannot be opened (pruned meanwhile, permissions) is the
     // machine's problem, not the artifact's: an error, never a failure mark.
-    let mut file =
+    let file =
         File::open(&staged.path).with_context(|| format!("opening {}", staged.path.display()))?;
     let marker = fs::read_to_string(&staged.marker)
         .with_context(|| format!("reading the marker {}", staged.marker.display()))?;
@@ -111,20 +136,6 @@ fn make_folders(
             )))
         }
     };
-    let actual = deploy_root::digest::sha256_file(&file)
-        .with_context(|| format!("reading {}", staged.path.display()))?;
-    if actual != expected {
-        return Ok(Err(StepFailure::new(
-            first,
-            "digest",
-            format!(
-                "{} has SHA-256 {actual}, but its marker says {expected}",
-                staged.path.display()
-            ),
-        )));
-    }
-    file.seek(SeekFrom::Start(0))
-        .with_context(|| format!("rewinding {}", staged.path.display()))?;
     let limits = Limits {
         max_unpacked_size: config.switcher.max_unpacked_size,
         max_entries: config.switcher.max_entries,
@@ -137,8 +148,13 @@ fn make_folders(
             .cloned()
             .collect::<BTreeSet<_>>(),
     };
+    // One read: the digest is computed over exactly the bytes the unpacker
+    // consumes, so a writer that changes the staged file meanwhile (the
+    // upload user may still own it) changes the digest, and nothing it
+    // wrote can reach releases/ unchecked.
+    let mut reader = Sha256Reader::new(file);
     let unpacked = unpack::unpack(
-        std::io::BufReader::new(file),
+        BufReader::with_capacity(READ_BUFFER, &mut reader),
         staged.name.ext(),
         tmp,
         &limits,
@@ -148,17 +164,34 @@ fn make_folders(
             }
         },
     );
-    let summary = match unpacked {
-        Ok(s) => s,
+    if let Err(e @ unpack::UnpackError::Write { .. }) = unpacked {
         // The machine's fault (a full disk, a folder it may not write), not
         // the artifact's: it is not marked failed, so that the first pass
         // after the machine is mended takes it.
-        Err(e @ unpack::UnpackError::Write { .. }) => {
-            return Err(anyhow::Error::from(e).context(format!(
-                "unpacking {file_name} into {} (nothing running was touched)",
-                tmp.display()
-            )))
-        }
+        return Err(anyhow::Error::from(e).context(format!(
+            "unpacking {file_name} into {} (nothing running was touched)",
+            tmp.display()
+        )));
+    }
+    // The rest of the file (tar's end blocks, anything after them) counts
+    // too: the marker covers the whole file.
+    let actual = reader
+        .finish()
+        .with_context(|| format!("reading {}", staged.path.display()))?;
+    if actual != expected {
+        // Checked before the archive's own errors: bytes that are not the
+        // ones CI checksummed explain any fault found in them.
+        return Ok(Err(StepFailure::new(
+            first,
+            "digest",
+            format!(
+                "{} has SHA-256 {actual} as read, but its marker says {expected}; nothing was put in place",
+                staged.path.display()
+            ),
+        )));
+    }
+    let summary = match unpacked {
+        Ok(s) => s,
         Err(e) => {
             return Ok(Err(StepFailure::new(
                 first,
@@ -168,7 +201,7 @@ fn make_folders(
         }
     };
     tracing::debug!(
-        "unpacked {file_name}: {} entries, {} bytes",
+        "unpacked {file_name}: {} entries, {} bytes, SHA-256 {actual}",
         summary.entries,
         summary.bytes
     );
@@ -190,17 +223,17 @@ fn make_folders(
             return Ok(Err(StepFailure::new(c, "link", reason)));
         }
     }
-    let id = staged.name.stem();
+    // Every file and folder of the release reaches the disk before it is
+    // renamed into place (and so before current/ can point to it): one
+    // syncfs(2) of the releases filesystem, measured far cheaper than an
+    // fsync per file (BENCHMARKS.md). The renames below are then made
+    // durable by the fsync of each releases/<component>/ folder.
+    deploy_root::atomic::sync_filesystem(tmp)?;
+    fault::point("switcher:after-sync");
     for c in components {
         let dir = layout.releases_of(c);
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let dest = layout.release(c, id);
-        if layout.current_release(c).as_deref() == Some(id) {
-            anyhow::bail!(
-                "{} is what current/{c} points to; it cannot be unpacked again",
-                dest.display()
-            );
-        }
         // A folder left by an earlier attempt: made afresh, so that a crash
         // half-way through a prepare command never leaves its traces.
         remove_dir_if_exists(&dest)?;
@@ -209,6 +242,28 @@ fn make_folders(
         deploy_root::atomic::fsync_dir(&dir)?;
     }
     Ok(Ok(()))
+}
+
+/// What the release folder `id` of `component` is kept as, when it is one
+/// that must never be unpacked over: the running release, or the one a
+/// rollback returns to.
+fn kept_release(
+    layout: &Layout,
+    state: &SwitcherState,
+    component: &str,
+    id: &str,
+) -> Option<&'static str> {
+    if layout.current_release(component).as_deref() == Some(id) {
+        return Some("the release that runs");
+    }
+    let cs = state.components.get(component)?;
+    if cs.running.as_ref().is_some_and(|r| r.release == id) {
+        return Some("the release that runs");
+    }
+    if cs.previous.as_ref().is_some_and(|r| r.release == id) {
+        return Some("the release a rollback returns to");
+    }
+    None
 }
 
 /// Replaces each of the component's `linked_files` and `linked_dirs` in

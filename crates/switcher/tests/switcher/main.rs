@@ -10,5 +10,6 @@ mod deploy;
 mod dry_run;
 mod failures;
 mod faults;
+mod integrity;
 mod retention;
 mod unpack;
