@@ -109,23 +109,15 @@ pub enum UnpackError {
     },
 }
 
-/// `bytes` as text for a message: valid UTF-8 stays as it is, except `"`,
-/// `\` and control characters, which are escaped as Rust would; every byte
-/// that is not UTF-8 is shown as `\xNN`. Two different byte strings never
-/// show the same.
+/// `bytes` as text for a message, without the quotes: valid UTF-8 as Rust's
+/// `Debug` shows a string (`"`, `\`, control and unprintable characters
+/// such as bidi overrides escaped), every byte that is not UTF-8 as `\xNN`.
+/// Two different byte strings never show the same.
 pub fn escape_bytes(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '"' | '\\' => {
-                    out.push('\\');
-                    out.push(c);
-                }
-                c if c.is_control() => out.extend(c.escape_default()),
-                c => out.push(c),
-            }
-        }
+        let valid = format!("{:?}", chunk.valid());
+        out.push_str(&valid[1..valid.len() - 1]);
         for b in chunk.invalid() {
             let _ = write!(out, "\\x{b:02x}");
         }
@@ -914,6 +906,7 @@ mod tests {
         assert_eq!(escape_bytes(b"backend/caf\xe9"), r"backend/caf\xe9");
         assert_eq!(escape_bytes("backend/café".as_bytes()), "backend/café");
         assert_eq!(escape_bytes(b"a\"b\\c\nd\x7f"), r#"a\"b\\c\nd\u{7f}"#);
+        assert_eq!(escape_bytes("x\u{202e}y".as_bytes()), r"x\u{202e}y");
         // Distinct bytes never show the same.
         assert_ne!(escape_bytes(b"\xe9"), escape_bytes(br"\xe9"));
     }
