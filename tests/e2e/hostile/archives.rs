@@ -5,12 +5,18 @@
 //! nothing outside releases/.tmp-*, and leave the running service alone
 //! (same pid, still answering).
 //!
-//! The archives are built header by header: the `tar` builder refuses most
-//! of these names, and ArchiveBuilder only makes well-formed ones.
+//! Most archives are built header by header: the `tar` builder refuses most
+//! of these names, and ArchiveBuilder only makes well-formed ones. What the
+//! real tools write (sparse files, several gzip members, names that are
+//! not UTF-8, a folder listed twice, names the filesystem cannot hold) is
+//! made by them: GNU tar, bsdtar, gzip and pigz, run in the test.
 
+use std::ffi::OsStr;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::Command;
 
 use artifact_name::{ArtifactName, Compression, Ext};
 use chrono::{Duration, TimeZone, Utc};
@@ -213,17 +219,17 @@ fn cases(sentinel: &Path) -> Vec<Case> {
         case(
             "a character device",
             with(v, vec![raw("backend/null", T::Char, b"")]),
-            &["backend/null", "Char"],
+            &["backend/null", "a character device"],
         ),
         case(
             "a block device",
             with(v, vec![raw("backend/sda", T::Block, b"")]),
-            &["backend/sda", "Block"],
+            &["backend/sda", "a block device"],
         ),
         case(
             "a fifo",
             with(v, vec![raw("backend/fifo", T::Fifo, b"")]),
-            &["backend/fifo", "Fifo"],
+            &["backend/fifo", "a fifo"],
         ),
         case(
             "two entries with the same path",
@@ -467,7 +473,7 @@ fn a_git_archive_tarball_deploys() {
         fs::write(p, text).unwrap();
     }
     let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
+        let out = Command::new("git")
             .arg("-C")
             .arg(&repo)
             .args(["-c", "user.email=ci@example.invalid", "-c", "user.name=ci"])
@@ -487,4 +493,299 @@ fn a_git_archive_tarball_deploys() {
     run.success();
     assert_serves(&sb, &run, "4.0.0");
     assert_consistent(&sb, &run);
+}
+
+/// Runs `program` (from Debian's `package`, installed when missing as
+/// root, or a failure naming it) in `dir`; panics unless it exits 0.
+/// Returns its stdout.
+#[track_caller]
+fn tool(dir: &Path, program: &str, package: &str, args: &[&str]) -> Vec<u8> {
+    let path = cutover_tests::packages::ensure(program, &[package]);
+    let out = Command::new(&path)
+        .args(args)
+        .current_dir(dir)
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} (package {package}): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A fresh folder holding the good tree of `version` (what [`good`] holds)
+/// as files on disk, for the real tools to archive.
+fn good_tree(sb: &Sandbox, version: &str) -> std::path::PathBuf {
+    let dir = sb.dir().join(format!("src-{version}"));
+    for e in good(version) {
+        let path = dir.join(OsStr::from_bytes(&e.name));
+        if e.kind.is_dir() {
+            fs::create_dir_all(path).unwrap();
+        } else {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, &e.data).unwrap();
+        }
+    }
+    dir
+}
+
+/// GNU tar's (or bsdtar's) archive of `backend` and `frontend` in `dir`.
+fn real_tar(dir: &Path, bsd: bool, args: &[&str]) -> Vec<u8> {
+    let out = dir.with_extension("tar");
+    let mut all = args.to_vec();
+    all.extend(["-cf", out.to_str().unwrap(), "backend", "frontend"]);
+    if bsd {
+        tool(dir, "bsdtar", "libarchive-tools", &all);
+    } else {
+        tool(dir, "tar", "tar", &all);
+    }
+    fs::read(&out).unwrap()
+}
+
+/// A 4 MiB file that is mostly holes.
+fn sparse_file(path: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = fs::File::create(path).unwrap();
+    f.set_len(4 << 20).unwrap();
+    f.seek(SeekFrom::Start(2 << 20)).unwrap();
+    f.write_all(b"data between holes").unwrap();
+}
+
+/// Through the binaries: what the real tools write is refused with the fix
+/// (sparse files) or deploys exactly (several gzip members, names that are
+/// not UTF-8, a folder listed twice).
+#[test]
+fn archives_made_by_the_real_tools() {
+    let sb = demo_sandbox("", "");
+    let sentinel = Sentinel::new(&sb);
+    let v1 = demo("full", "1.0.0", 1);
+    v1.drop_into(&sb.drop_dir());
+    cron(&sb).success();
+
+    // Sparse files, as bsdtar stores a file with holes by default and as
+    // GNU tar -S does: refused, saying how to build without them.
+    for (i, (how, bsd, args)) in [
+        ("bsdtar (its default)", true, &[][..]),
+        (
+            "GNU tar -S --format=gnu",
+            false,
+            &["-S", "--format=gnu"][..],
+        ),
+        (
+            "GNU tar -S --format=posix",
+            false,
+            &["-S", "--format=posix"][..],
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let version = format!("2.0.{i}");
+        let src = good_tree(&sb, &version);
+        sparse_file(&src.join("backend/holes"));
+        let bytes = real_tar(&src, bsd, args);
+        assert!(
+            bytes.len() < 1 << 20,
+            "{how} did not store the file as sparse ({} bytes); this test proves nothing",
+            bytes.len()
+        );
+        let n = name(&version, 10 + i as i64, Ext::Tar);
+        deliver(&sb, &n, &bytes);
+        let run = cron(&sb);
+        run.code_is(3);
+        let state = sb.state_json("switcher.json");
+        let failure = &state["failed"][n.file_name()];
+        let reason = failure["reason"].as_str().unwrap_or_default();
+        for needle in [
+            "holes",
+            "sparse file",
+            "without -S/--sparse",
+            "--no-read-sparse",
+        ] {
+            assert!(
+                reason.contains(needle),
+                "{how}: {reason:?} lacks {needle:?}\n{run}"
+            );
+        }
+        assert!(
+            !reason.contains(&(4u64 << 20).to_string()),
+            "{how}: {reason}"
+        );
+        assert_eq!(failure["step"], "unpack", "{how}\n{run}");
+        assert_serves(&sb, &run, "1.0.0");
+    }
+
+    // A .tar.gz in two gzip members (gzip, then pigz, `cat` together),
+    // split inside a file's data: every file deploys.
+    let src = good_tree(&sb, "3.0.0");
+    let blob: Vec<u8> = noise(300_000);
+    fs::write(src.join("backend/blob"), &blob).unwrap();
+    let whole = real_tar(&src, false, &[]);
+    let cut = whole.len() / 2;
+    fs::write(sb.dir().join("part1"), &whole[..cut]).unwrap();
+    fs::write(sb.dir().join("part2"), &whole[cut..]).unwrap();
+    let mut gz = tool(sb.dir(), "gzip", "gzip", &["-c", "part1"]);
+    gz.extend(tool(sb.dir(), "pigz", "pigz", &["-c", "part2"]));
+    deliver(&sb, &name("3.0.0", 20, Ext::TarGz), &gz);
+    let run = cron(&sb);
+    run.success();
+    assert_serves(&sb, &run, "3.0.0");
+    assert_eq!(
+        fs::read(sb.path("current/backend/blob")).unwrap(),
+        blob,
+        "{run}"
+    );
+
+    // Names and a symlink target that are not UTF-8 (Latin-1, KOI8-R,
+    // EUC-JP, CP866), and a folder listed twice (GNU tar, named twice).
+    let legacy: [&[u8]; 5] = [
+        b"caf\xe9",
+        b"caf\xe8",
+        b"\xd0\xd2\xc9\xd7\xc5\xd4",
+        b"\xc6\xfc\xcb\xdc\xb8\xec",
+        b"\xaf\xe0\xa8\xa2\xa5\xe2.txt",
+    ];
+    let src = good_tree(&sb, "4.0.0");
+    fs::create_dir_all(src.join("backend/lib")).unwrap();
+    for n in legacy {
+        fs::write(src.join("backend/lib").join(OsStr::from_bytes(n)), n).unwrap();
+    }
+    std::os::unix::fs::symlink(OsStr::from_bytes(b"caf\xe9"), src.join("backend/lib/link"))
+        .unwrap();
+    let out = sb.dir().join("names.tar");
+    tool(
+        &src,
+        "tar",
+        "tar",
+        &[
+            "-cf",
+            out.to_str().unwrap(),
+            "backend",
+            "frontend",
+            "backend/lib",
+        ],
+    );
+    deliver(&sb, &name("4.0.0", 30, Ext::Tar), &fs::read(&out).unwrap());
+    let run = cron(&sb);
+    run.success();
+    assert_serves(&sb, &run, "4.0.0");
+    let lib = sb.path("current/backend/lib");
+    for n in legacy {
+        let got = fs::read(lib.join(OsStr::from_bytes(n)))
+            .unwrap_or_else(|e| panic!("{n:x?} did not land as it is: {e}\n{run}"));
+        assert_eq!(got, n);
+    }
+    assert_eq!(
+        fs::read_dir(&lib).unwrap().count(),
+        legacy.len() + 1,
+        "names collapsed\n{run}"
+    );
+    assert_eq!(
+        fs::read_link(lib.join("link"))
+            .unwrap()
+            .as_os_str()
+            .as_bytes(),
+        b"caf\xe9"
+    );
+    assert_consistent(&sb, &run);
+    sentinel.assert_untouched("real tools");
+}
+
+/// What the archive asks and the filesystem cannot make (a name component
+/// over 255 bytes; a file where an earlier entry made a folder) is the
+/// artifact's fault: marked failed on the first pass, never tried again,
+/// and no later pass fails for it.
+#[test]
+fn what_the_filesystem_cannot_make_is_marked_failed_once() {
+    let sb = demo_sandbox("", "");
+    let v1 = demo("full", "1.0.0", 1);
+    v1.drop_into(&sb.drop_dir());
+    cron(&sb).success();
+    let long = "n".repeat(300);
+    let cases: [(&str, &str, Vec<String>, &str); 2] = [
+        (
+            "a name component of 300 bytes",
+            "5.0.0",
+            vec![format!("--transform=s,VERSION$,{long},")],
+            "too long",
+        ),
+        (
+            "a file where an earlier entry made a folder",
+            "5.0.1",
+            vec![],
+            "already exists",
+        ),
+    ];
+    for (i, (what, version, args, needle)) in cases.into_iter().enumerate() {
+        let src = good_tree(&sb, version);
+        let out = src.with_extension("tar");
+        let o = out.to_str().unwrap();
+        if args.is_empty() {
+            // backend/d/f without its folder (made implicitly), then a file
+            // backend/d appended.
+            fs::create_dir_all(src.join("backend/d")).unwrap();
+            fs::write(src.join("backend/d/f"), b"f").unwrap();
+            tool(
+                &src,
+                "tar",
+                "tar",
+                &["-cf", o, "--no-recursion", "backend", "backend/d/f"],
+            );
+            tool(
+                &src,
+                "tar",
+                "tar",
+                &["-rf", o, "backend/VERSION", "frontend"],
+            );
+            fs::write(src.join("backend/x"), b"x").unwrap();
+            tool(
+                &src,
+                "tar",
+                "tar",
+                &["-rf", o, "--transform=s,backend/x,backend/d,", "backend/x"],
+            );
+        } else {
+            let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+            all.extend(["-cf", o, "backend", "frontend"]);
+            tool(&src, "tar", "tar", &all);
+        }
+        let n = name(version, 40 + i as i64, Ext::Tar);
+        let file_name = n.file_name().to_string();
+        deliver(&sb, &n, &fs::read(&out).unwrap());
+        let before = sb.state_json("switcher.json")["failures_total"]
+            .as_u64()
+            .unwrap_or(0);
+        let mut codes = Vec::new();
+        let mut runs = String::new();
+        for _ in 0..3 {
+            let run = cron(&sb);
+            codes.push(run.code());
+            runs.push_str(&format!("{run}\n"));
+        }
+        let state = sb.state_json("switcher.json");
+        let failure = &state["failed"][&file_name];
+        let reason = failure["reason"].as_str().unwrap_or_default();
+        assert_eq!(
+            codes,
+            [3, 0, 0],
+            "{what}: marked failed on the first pass, then left alone\n{runs}"
+        );
+        assert_eq!(
+            state["failures_total"].as_u64().unwrap_or(0),
+            before + 1,
+            "{what}: one failure recorded\n{runs}"
+        );
+        assert_eq!(failure["step"], "unpack", "{what}\n{runs}");
+        assert!(
+            reason.contains(needle),
+            "{what}: {reason:?} lacks {needle:?}"
+        );
+        assert!(sb.names("staging").contains(&file_name), "{what}");
+        let run = cron(&sb);
+        assert_serves(&sb, &run, "1.0.0");
+        assert_consistent(&sb, &run);
+    }
 }
