@@ -16,9 +16,10 @@ use deploy_root::state::{self, CollectorState, SwitcherState};
 use deploy_root::{Config, Layout};
 use tracing::{debug, error, info};
 
+use crate::batch::{self, Batch};
 use crate::summary::Summary;
 use crate::verdict::PreviouslyWaiting;
-use crate::{collect, last, prune, scan, staging};
+use crate::{collect, last, prune, quarantine, scan, staging};
 
 /// How a run ended.
 #[derive(Debug)]
@@ -51,13 +52,15 @@ pub struct Ctx<'a> {
     pub summary: Summary,
     /// The artifacts this pass took into staging, and when.
     pub collected_at: BTreeMap<String, DateTime<Utc>>,
+    /// The moves this pass began, made durable together at its end.
+    pub batch: Batch,
 }
 
 impl Ctx<'_> {
     /// Records an error of this pass (the pass goes on).
     pub fn error(&mut self, e: &anyhow::Error) {
         // Paths in the message may carry untrusted names: escape them.
-        let message = crate::quarantine::one_line(&format!("{e:#}"));
+        let message = quarantine::one_line(&format!("{e:#}"));
         error!("{message}");
         self.summary.errors.push(message);
     }
@@ -89,6 +92,7 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<Outcome> {
         previously_waiting: PreviouslyWaiting::new(std::mem::take(&mut previous.waiting)),
         summary: Summary::default(),
         collected_at: BTreeMap::new(),
+        batch: Batch::default(),
     };
 
     for dir in [&layout.staging, &layout.quarantine] {
@@ -100,6 +104,18 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<Outcome> {
             }
             Err(e) => ctx.error(&e),
         }
+    }
+
+    match quarantine::tidy(&layout.quarantine) {
+        Ok(removed) => {
+            for path in removed {
+                info!(
+                    "removed {}, a reason without its file (a run cut short)",
+                    path.display()
+                );
+            }
+        }
+        Err(e) => ctx.error(&e),
     }
 
     match scan::scan(&layout.drop) {
@@ -115,6 +131,9 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<Outcome> {
                 .context(format!("listing the drop folder {}", layout.drop.display())),
         ),
     }
+    // Every move begun above, durable at once (one flush, one fsync per
+    // folder), before anything leaves the drop folder for good.
+    batch::commit(&mut ctx);
 
     match staging::tidy(&layout.staging, &layout.drop) {
         Ok(removed) => {
