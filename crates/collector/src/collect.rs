@@ -1,7 +1,8 @@
 //! Takes one upload into staging, or decides its fate (quarantine or wait).
 //!
 //! An upload is taken once its marker has arrived and the digest of the
-//! very file we opened matches it. The artifact moves first and the marker second: the
+//! very file we opened matches it, and its release id (its stem) is not
+//! taken already. The artifact moves first and the marker second: the
 //! artifact is renamed (or copied) into staging here, its staged marker
 //! written under a temporary name from the verified digest; the pass then
 //! renames the marker into place and only after that, once staging is
@@ -136,8 +137,39 @@ fn upload(
     };
     match staging::digest(&ctx.layout.staging, name)? {
         Some(staged) => already_staged(ctx, &pair, &parsed, &expect, &staged),
-        None => take(ctx, &pair, &parsed, &expect),
+        None => match clash(ctx, &parsed) {
+            Some(reason) => pair.reject(ctx, &reason),
+            None => take(ctx, &pair, &parsed, &expect),
+        },
     }
+}
+
+/// Why an upload would take a release id already taken: its stem (the
+/// name without the extension, which the switcher unpacks it under) is the
+/// stem of another artifact in staging (`x.tar.gz` and `x.tgz`), or a
+/// release folder of that id exists. The switcher could never deploy it
+/// (it would fail every pass, or overwrite the release a rollback returns
+/// to). The first one staged is kept; in one pass, the first by name.
+fn clash(ctx: &Ctx<'_>, parsed: &ArtifactName) -> Option<String> {
+    let stem = parsed.stem();
+    if let Some(other) = ctx.stems.get(stem) {
+        return Some(format!(
+            "its release id {stem} would clash with {other}, already in staging: the two names \
+             differ only in the extension and would unpack into the same release folder \
+             releases/<component>/{stem}/ (the first one staged is kept)"
+        ));
+    }
+    ctx.config.components.keys().find_map(|c| {
+        let dir = ctx.layout.release(c, stem);
+        std::fs::symlink_metadata(&dir).is_ok().then(|| {
+            format!(
+                "its release id {stem} would clash with the release {} that exists already \
+                 (unpacked from an earlier artifact with this name up to the extension); it \
+                 could never be deployed",
+                dir.display()
+            )
+        })
+    })
 }
 
 /// Why a name cannot be taken: not an artifact name, or a kind the config
@@ -295,6 +327,8 @@ fn take(
         _ => None,
     };
     fault::point("collector:after-artifact-move");
+    ctx.stems
+        .insert(parsed.stem().to_string(), parsed.file_name().to_string());
     let staged = Staged {
         name: pair.name,
         file_name: parsed.file_name(),

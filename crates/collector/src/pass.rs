@@ -4,7 +4,7 @@
 //! waiting, and the pass goes on. An I/O error on one file is logged and
 //! recorded, the pass goes on with the others, and the run exits 1.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -52,6 +52,9 @@ pub struct Ctx<'a> {
     pub summary: Summary,
     /// The artifacts this pass took into staging, and when.
     pub collected_at: BTreeMap<String, DateTime<Utc>>,
+    /// The stem (release id) of each artifact in staging -> its name: a
+    /// second artifact with one of these stems is refused.
+    pub stems: HashMap<String, String>,
     /// The moves this pass began, made durable together at its end.
     pub batch: Batch,
 }
@@ -92,6 +95,7 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<Outcome> {
         previously_waiting: PreviouslyWaiting::new(std::mem::take(&mut previous.waiting)),
         summary: Summary::default(),
         collected_at: BTreeMap::new(),
+        stems: HashMap::new(),
         batch: Batch::default(),
     };
 
@@ -115,6 +119,10 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<Outcome> {
                 );
             }
         }
+        Err(e) => ctx.error(&e),
+    }
+    match staging::stems(&layout.staging) {
+        Ok(stems) => ctx.stems = stems,
         Err(e) => ctx.error(&e),
     }
 
