@@ -1,14 +1,18 @@
 //! Takes one upload into staging, or decides its fate (quarantine or wait).
 //!
 //! An upload is taken once its marker has arrived and the digest of the
-//! very file we opened matches it. The artifact moves first and the marker
-//! second (the staged marker is written from the verified digest, then the
-//! drop marker removed), so the switcher never sees a staged artifact that
-//! is not complete and verified, and at every instant the artifact is whole
-//! in drop/ or staging/. A run killed between the two steps leaves a drop
-//! marker whose artifact is staged without one; the next pass finishes the
-//! move ([`crate::recover`], or [`already_staged`] when the cross-filesystem
-//! copy had not removed the source yet).
+//! very file we opened matches it, and its release id (its stem) is not
+//! taken already. The artifact moves first and the marker second: the
+//! artifact is renamed (or copied) into staging here, its staged marker
+//! written under a temporary name from the verified digest; the pass then
+//! renames the marker into place and only after that, once staging is
+//! fsynced, removes the drop marker ([`crate::batch`]). So the switcher
+//! never sees a staged artifact that is not complete and verified, and at
+//! every instant the artifact is whole in drop/ or staging/. A run killed
+//! in between leaves a drop marker whose artifact is staged without one;
+//! the next pass finishes the move ([`crate::recover`], or
+//! [`already_staged`] when the cross-filesystem copy's source is still
+//! there).
 
 use std::ffi::OsStr;
 use std::fs::FileType;
@@ -21,6 +25,7 @@ use artifact_name::{ArtifactName, NameError};
 use deploy_root::fault;
 use tracing::info;
 
+use crate::batch::Staged;
 use crate::mover::{self, How, Move, MoveError};
 use crate::open::{self, Opened, Refusal, Seen};
 use crate::pass::Ctx;
@@ -132,8 +137,39 @@ fn upload(
     };
     match staging::digest(&ctx.layout.staging, name)? {
         Some(staged) => already_staged(ctx, &pair, &parsed, &expect, &staged),
-        None => take(ctx, &pair, &parsed, &expect),
+        None => match clash(ctx, &parsed) {
+            Some(reason) => pair.reject(ctx, &reason),
+            None => take(ctx, &pair, &parsed, &expect),
+        },
     }
+}
+
+/// Why an upload would take a release id already taken: its stem (the
+/// name without the extension, which the switcher unpacks it under) is the
+/// stem of another artifact in staging (`x.tar.gz` and `x.tgz`), or a
+/// release folder of that id exists. The switcher could never deploy it
+/// (it would fail every pass, or overwrite the release a rollback returns
+/// to). The first one staged is kept; in one pass, the first by name.
+fn clash(ctx: &Ctx<'_>, parsed: &ArtifactName) -> Option<String> {
+    let stem = parsed.stem();
+    if let Some(other) = ctx.stems.get(stem) {
+        return Some(format!(
+            "its release id {stem} would clash with {other}, already in staging: the two names \
+             differ only in the extension and would unpack into the same release folder \
+             releases/<component>/{stem}/ (the first one staged is kept)"
+        ));
+    }
+    ctx.config.components.keys().find_map(|c| {
+        let dir = ctx.layout.release(c, stem);
+        std::fs::symlink_metadata(&dir).is_ok().then(|| {
+            format!(
+                "its release id {stem} would clash with the release {} that exists already \
+                 (unpacked from an earlier artifact with this name up to the extension); it \
+                 could never be deployed",
+                dir.display()
+            )
+        })
+    })
 }
 
 /// Why a name cannot be taken: not an artifact name, or a kind the config
@@ -237,8 +273,8 @@ fn already_staged(
     if finished {
         staging::write_marker(staging, pair.name, expect)?;
     }
-    remove_from_drop(ctx, pair.name, pair.opened)?;
-    remove_from_drop(ctx, pair.marker, pair.marker_opened)?;
+    remove_from_drop(ctx, pair.name, pair.opened);
+    remove_from_drop(ctx, pair.marker, pair.marker_opened);
     let file_name = parsed.file_name();
     if finished {
         info!("collected {file_name} (finished a move a run cut short)");
@@ -275,23 +311,35 @@ fn take(
         expect: Some(expect),
         try_rename: ctx.same_fs,
     });
-    match moved {
+    let moved = match moved {
         // Swapped between our check and the rename: not what we verified.
         Ok(How::Renamed) if !pair.opened.is_at(&dest) => {
             return reject_unverified_in_staging(ctx, pair.name)
         }
-        Ok(_) => {}
+        Ok(how) => how,
         Err(MoveError::Digest { found }) => {
             return pair.reject(ctx, &pair.mismatch(expect, &found))
         }
         Err(MoveError::Io(e)) => return Err(e),
-    }
+    };
+    let copied = match moved {
+        How::Copied => Some((src.clone(), pair.opened.ident())),
+        _ => None,
+    };
     fault::point("collector:after-artifact-move");
-    staging::write_marker(&ctx.layout.staging, pair.name, expect)?;
-    remove_from_drop(ctx, pair.marker, pair.marker_opened)?;
-    info!("collected {} into staging", parsed.file_name());
-    collected(ctx, parsed.file_name());
-    Ok(())
+    ctx.stems
+        .insert(parsed.stem().to_string(), parsed.file_name().to_string());
+    let staged = Staged {
+        name: pair.name,
+        file_name: parsed.file_name(),
+        digest: expect,
+        drop_marker: (
+            ctx.layout.drop.join(pair.marker),
+            pair.marker_opened.ident(),
+        ),
+        copied,
+    };
+    ctx.batch.staged(&ctx.layout.staging, staged)
 }
 
 /// Opens a drop entry; `None` when it is refused (then reported as waiting
@@ -320,15 +368,12 @@ pub fn open_entry(
     }
 }
 
-/// Removes a drop entry if its name still holds the file we opened (a new
-/// upload under the same name stays).
-pub fn remove_from_drop(ctx: &Ctx<'_>, name: &OsStr, opened: &Opened) -> anyhow::Result<()> {
+/// Removes a drop entry when the pass commits, after staging/ is fsynced,
+/// if its name still holds the file we opened then (a new upload under the
+/// same name stays).
+pub fn remove_from_drop(ctx: &mut Ctx<'_>, name: &OsStr, opened: &Opened) {
     let path = ctx.layout.drop.join(name);
-    if opened.is_at(&path) {
-        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-        deploy_root::atomic::fsync_dir(&ctx.layout.drop)?;
-    }
-    Ok(())
+    ctx.batch.remove_later(path, opened.ident());
 }
 
 /// Records an artifact taken into staging by this pass.

@@ -4,6 +4,7 @@
 //! `main` only parses the command line and maps the outcome to an exit code;
 //! [`pass`] does the work. See `collector --help` for the exit codes.
 
+mod batch;
 mod cli;
 mod collect;
 mod drop_check;

@@ -4,9 +4,17 @@
 //! On one filesystem that is rename(2), with `RENAME_NOREPLACE` so that
 //! nothing is ever overwritten. Across filesystems (`EXDEV`) it is: copy the
 //! open file into a dot-named temporary file inside the destination folder
-//! (hashing as it goes), fsync it, check the digest, rename it into place,
-//! fsync the folder, and only then remove the source. A failed copy removes
-//! its temporary file and leaves the source untouched.
+//! (hashing as it goes), fsync it, check the digest and rename it into
+//! place. The source stays: the caller removes it ([`remove_source`]) only
+//! once the destination folder is fsynced. A failed copy removes its
+//! temporary file and leaves the source untouched.
+//!
+//! No folder is fsynced here: a pass makes its renames, then fsyncs each
+//! folder it changed once (see [`crate::batch`]). A rename is atomic
+//! without the fsync (the file is under one name or the other, never
+//! neither); the fsync only makes it survive a power cut, and nothing that
+//! relies on that (removing the copy's source, a drop marker) happens
+//! before it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -15,12 +23,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::Context;
-use deploy_root::atomic::fsync_dir;
 use nix::errno::Errno;
 use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
 use sha2::{Digest, Sha256};
 
-use crate::open::Opened;
+use crate::open::{Ident, Opened};
 
 /// The prefix of the copies in progress; a pass removes leftovers of a
 /// killed run before it starts (it holds the lock, so none is in progress).
@@ -69,7 +76,9 @@ pub struct Move<'a> {
 pub enum How {
     /// rename(2) on one filesystem.
     Renamed,
-    /// Copied across filesystems, then the source removed.
+    /// Copied across filesystems (and the copy fsynced); the source is
+    /// still there, for the caller to remove once the destination folder
+    /// is fsynced.
     Copied,
 }
 
@@ -77,11 +86,7 @@ pub enum How {
 pub fn move_file(m: &Move<'_>) -> Result<How, MoveError> {
     if m.try_rename {
         match rename_noreplace(m.src, m.dest) {
-            Ok(()) => {
-                fsync_dir(parent(m.dest))?;
-                fsync_dir(parent(m.src))?;
-                return Ok(How::Renamed);
-            }
+            Ok(()) => return Ok(How::Renamed),
             Err(Errno::EXDEV) => {}
             Err(e) => {
                 return Err(MoveError::Io(anyhow::Error::from(e).context(format!(
@@ -134,20 +139,21 @@ fn copy(m: &Move<'_>) -> Result<(), MoveError> {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    fsync_dir(dir)?;
-    // Only now may the source go, and only if its name still holds the file
-    // we copied (a new upload under the same name stays).
-    if m.opened.is_at(m.src) {
-        std::fs::remove_file(m.src).with_context(|| {
-            format!(
-                "{} was copied to {}, but the source cannot be removed",
-                m.src.display(),
-                m.dest.display()
-            )
-        })?;
-        fsync_dir(parent(m.src))?;
-    }
     Ok(())
+}
+
+/// Removes the source of a copy, once the copy is durable (its folder
+/// fsynced), and only if its name still holds the file that was copied (a
+/// new upload under the same name stays). Returns whether it removed it.
+pub fn remove_source(src: &Path, copied: Ident) -> anyhow::Result<bool> {
+    if !copied.is_at(src) {
+        return Ok(false);
+    }
+    match std::fs::remove_file(src) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("removing {}", src.display())),
+    }
 }
 
 /// Copies the open source into `tmp` (created new), fsyncs it and returns

@@ -41,8 +41,31 @@ pub struct Opened {
 impl Opened {
     /// Whether `path` (not followed) is still this very file.
     pub fn is_at(&self, path: &Path) -> bool {
-        std::fs::symlink_metadata(path)
-            .is_ok_and(|m| m.dev() == self.meta.dev() && m.ino() == self.meta.ino())
+        self.ident().is_at(path)
+    }
+
+    /// Which file it is, to recognise it later without keeping it open.
+    pub fn ident(&self) -> Ident {
+        Ident {
+            dev: self.meta.dev(),
+            ino: self.meta.ino(),
+        }
+    }
+}
+
+/// A file's identity (device and inode): what a pass remembers of a file
+/// it acts on only later, at the end of the pass, without keeping
+/// thousands of descriptors open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ident {
+    dev: u64,
+    ino: u64,
+}
+
+impl Ident {
+    /// Whether `path` (not followed) is this very file.
+    pub fn is_at(self, path: &Path) -> bool {
+        std::fs::symlink_metadata(path).is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino)
     }
 }
 

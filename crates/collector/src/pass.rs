@@ -4,7 +4,7 @@
 //! waiting, and the pass goes on. An I/O error on one file is logged and
 //! recorded, the pass goes on with the others, and the run exits 1.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -16,9 +16,10 @@ use deploy_root::state::{self, CollectorState, SwitcherState};
 use deploy_root::{Config, Layout};
 use tracing::{debug, error, info};
 
+use crate::batch::{self, Batch};
 use crate::summary::Summary;
 use crate::verdict::PreviouslyWaiting;
-use crate::{collect, last, prune, scan, staging};
+use crate::{collect, last, prune, quarantine, scan, staging};
 
 /// How a run ended.
 #[derive(Debug)]
@@ -51,13 +52,18 @@ pub struct Ctx<'a> {
     pub summary: Summary,
     /// The artifacts this pass took into staging, and when.
     pub collected_at: BTreeMap<String, DateTime<Utc>>,
+    /// The stem (release id) of each artifact in staging -> its name: a
+    /// second artifact with one of these stems is refused.
+    pub stems: HashMap<String, String>,
+    /// The moves this pass began, made durable together at its end.
+    pub batch: Batch,
 }
 
 impl Ctx<'_> {
     /// Records an error of this pass (the pass goes on).
     pub fn error(&mut self, e: &anyhow::Error) {
         // Paths in the message may carry untrusted names: escape them.
-        let message = crate::quarantine::one_line(&format!("{e:#}"));
+        let message = quarantine::one_line(&format!("{e:#}"));
         error!("{message}");
         self.summary.errors.push(message);
     }
@@ -89,6 +95,8 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<Outcome> {
         previously_waiting: PreviouslyWaiting::new(std::mem::take(&mut previous.waiting)),
         summary: Summary::default(),
         collected_at: BTreeMap::new(),
+        stems: HashMap::new(),
+        batch: Batch::default(),
     };
 
     for dir in [&layout.staging, &layout.quarantine] {
@@ -100,6 +108,22 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<Outcome> {
             }
             Err(e) => ctx.error(&e),
         }
+    }
+
+    match quarantine::tidy(&layout.quarantine) {
+        Ok(removed) => {
+            for path in removed {
+                info!(
+                    "removed {}, a reason without its file (a run cut short)",
+                    path.display()
+                );
+            }
+        }
+        Err(e) => ctx.error(&e),
+    }
+    match staging::stems(&layout.staging) {
+        Ok(stems) => ctx.stems = stems,
+        Err(e) => ctx.error(&e),
     }
 
     match scan::scan(&layout.drop) {
@@ -115,6 +139,9 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<Outcome> {
                 .context(format!("listing the drop folder {}", layout.drop.display())),
         ),
     }
+    // Every move begun above, durable at once (one flush, one fsync per
+    // folder), before anything leaves the drop folder for good.
+    batch::commit(&mut ctx);
 
     match staging::tidy(&layout.staging, &layout.drop) {
         Ok(removed) => {

@@ -7,18 +7,27 @@
 //! only ever shown escaped), unless it is too long to have `.reason` beside
 //! it: then it is cut short to fit (see `fitting`). An existing quarantined file is never
 //! overwritten: the newcomer gets a UTC timestamp suffix. The reason file is
-//! written (atomically) before the move, so a quarantined file always has
-//! its reason, and pruning, which goes by reason files, always sees it.
+//! written before the move, so a quarantined file always has its reason,
+//! and pruning, which goes by reason files, always sees it.
+//!
+//! A pass quarantines in two steps ([`crate::batch`]): [`prepare`] writes
+//! the reason (renamed into place, not fsynced) while the pass goes over
+//! the drop folder; after the pass's one `syncfs`, which makes every reason
+//! durable, [`finish`] moves the upload. A reason whose file never came (a
+//! run killed in between) is removed by the next pass ([`tidy`]).
+//! [`quarantine`] does both at once, durably, for the rare file that must
+//! leave staging.
 
 use std::ffi::{OsStr, OsString};
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
-use crate::mover::{self, Move, MoveError};
-use crate::open::Opened;
+use crate::mover::{self, How, Move, MoveError};
+use crate::open::{self, Ident, Opened};
 
 /// The suffix of reason files.
 pub const REASON_SUFFIX: &str = ".reason";
@@ -32,49 +41,139 @@ pub struct Rejected<'a> {
     pub opened: &'a Opened,
 }
 
-/// Moves `upload` (and `marker`, if given) from `drop` to `quarantine` with
-/// `reason`; returns the name it has in quarantine.
+/// Moves `upload` (and `marker`, if given) from `from` to `quarantine` with
+/// `reason`, durably (reason, move, fsyncs, then the source of a copy
+/// removed); returns the name it has in quarantine. For a file that must
+/// leave staging at once; the drop folder's rejects go through [`prepare`]
+/// and [`finish`].
 pub fn quarantine(
-    drop: &Path,
+    from: &Path,
     quarantine: &Path,
     now: DateTime<Utc>,
     upload: Rejected<'_>,
-    marker: Option<Rejected<'_>>,
     reason: &str,
 ) -> anyhow::Result<OsString> {
     let dest = free_name(quarantine, upload.name, now)?;
     let reason_path = quarantine.join(with_suffix(&dest, REASON_SUFFIX));
-    let line = format!("{}: {}\n", deploy_root::time::human(now), one_line(reason));
-    deploy_root::atomic::write(&reason_path, line.as_bytes())
+    deploy_root::atomic::write(&reason_path, reason_line(now, reason).as_bytes())
         .with_context(|| format!("writing {}", reason_path.display()))?;
-    let moved = move_one(drop, quarantine, &upload, &dest);
-    if let Err(e) = moved {
-        // Nothing was quarantined: no reason may claim it was.
-        let _ = std::fs::remove_file(&reason_path);
-        return Err(e);
+    let src = from.join(upload.name);
+    let moved = move_one(&src, &quarantine.join(&dest), upload.opened);
+    let how = match moved {
+        Ok(how) => how,
+        Err(e) => {
+            // Nothing was quarantined: no reason may claim it was.
+            let _ = std::fs::remove_file(&reason_path);
+            return Err(e);
+        }
+    };
+    deploy_root::atomic::fsync_dir(quarantine)?;
+    if how == How::Copied {
+        mover::remove_source(&src, upload.opened.ident())?;
     }
-    if let Some(marker) = marker {
-        move_one(
-            drop,
-            quarantine,
-            &marker,
-            &with_suffix(&dest, artifact_name::MARKER_SUFFIX),
-        )?;
-    }
+    deploy_root::atomic::fsync_dir(from)?;
     Ok(dest)
 }
 
-fn move_one(drop: &Path, quarantine: &Path, f: &Rejected<'_>, dest: &OsStr) -> anyhow::Result<()> {
-    let src = drop.join(f.name);
-    let dest = quarantine.join(dest);
+/// The first step of quarantining `name`: picks its name in quarantine
+/// and writes its reason there (renamed into place, not fsynced: the pass
+/// syncs once before any upload moves). Returns the name in quarantine.
+pub fn prepare(
+    quarantine: &Path,
+    now: DateTime<Utc>,
+    name: &OsStr,
+    reason: &str,
+) -> anyhow::Result<OsString> {
+    let dest = free_name(quarantine, name, now)?;
+    let reason_path = quarantine.join(with_suffix(&dest, REASON_SUFFIX));
+    deploy_root::atomic::write_unsynced(&reason_path, reason_line(now, reason).as_bytes())
+        .with_context(|| format!("writing {}", reason_path.display()))?;
+    Ok(dest)
+}
+
+/// A file to move in [`finish`]: its name in the source folder and which
+/// file it was when judged.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    /// Its name in the source folder.
+    pub name: OsString,
+    /// The file that was judged.
+    pub ident: Ident,
+}
+
+/// What [`finish`] did.
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// Whether the upload is in quarantine now (false: its name no longer
+    /// held the file that was judged, so it was left alone and its reason
+    /// removed).
+    pub moved: bool,
+    /// Sources that were copied (across filesystems) and are to be
+    /// removed once quarantine/ is fsynced, with the file each must be.
+    pub copied: Vec<(PathBuf, Ident)>,
+}
+
+/// The second step: moves the upload (then its marker, if any) from
+/// `from` into quarantine under `dest`, whose reason [`prepare`] wrote.
+/// Each file is opened again and must be the one judged; nothing is
+/// fsynced, and the sources of copies stay for the caller to remove.
+pub fn finish(
+    from: &Path,
+    quarantine: &Path,
+    upload: &Pending,
+    marker: Option<&Pending>,
+    dest: &OsStr,
+) -> anyhow::Result<Finished> {
+    let mut done = Finished::default();
+    let reason_path = quarantine.join(with_suffix(dest, REASON_SUFFIX));
+    let moved = move_pending(from, quarantine, upload, dest);
+    match moved {
+        Ok(Some(how)) => {
+            done.moved = true;
+            if how == How::Copied {
+                done.copied.push((from.join(&upload.name), upload.ident));
+            }
+        }
+        Ok(None) | Err(_) => {
+            // Nothing was quarantined: no reason may claim it was.
+            let _ = std::fs::remove_file(&reason_path);
+            return moved.map(|_| done);
+        }
+    }
+    if let Some(marker) = marker {
+        let marker_dest = with_suffix(dest, artifact_name::MARKER_SUFFIX);
+        if move_pending(from, quarantine, marker, &marker_dest)? == Some(How::Copied) {
+            done.copied.push((from.join(&marker.name), marker.ident));
+        }
+    }
+    Ok(done)
+}
+
+/// Moves one pending file if its name still holds it; `None` if not.
+fn move_pending(
+    from: &Path,
+    quarantine: &Path,
+    f: &Pending,
+    dest: &OsStr,
+) -> anyhow::Result<Option<How>> {
+    let src = from.join(&f.name);
+    let opened = match open::open_regular(&src) {
+        Ok(Ok(opened)) if opened.ident() == f.ident => opened,
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", src.display())),
+    };
+    move_one(&src, &quarantine.join(dest), &opened).map(Some)
+}
+
+fn move_one(src: &Path, dest: &Path, opened: &Opened) -> anyhow::Result<How> {
     mover::move_file(&Move {
-        src: &src,
-        opened: f.opened,
-        dest: &dest,
+        src,
+        opened,
+        dest,
         expect: None,
         try_rename: true,
     })
-    .map(|_| ())
     .map_err(|e| match e {
         MoveError::Io(e) => e,
         // Cannot happen without an expected digest; say what it was anyway.
@@ -84,6 +183,42 @@ fn move_one(drop: &Path, quarantine: &Path, f: &Rejected<'_>, dest: &OsStr) -> a
             dest.display()
         ),
     })
+}
+
+/// The one line of a reason file.
+fn reason_line(now: DateTime<Utc>, reason: &str) -> String {
+    format!("{}: {}\n", deploy_root::time::human(now), one_line(reason))
+}
+
+/// Removes what a run cut short left in quarantine: a reason whose file is
+/// not there (written, then the run killed before the move; or a prune cut
+/// short, which removes the reason last). Returns the names removed.
+pub fn tidy(quarantine: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let listing = std::fs::read_dir(quarantine)
+        .with_context(|| format!("listing {}", quarantine.display()))?;
+    for entry in listing {
+        let entry = entry.with_context(|| format!("listing {}", quarantine.display()))?;
+        let name = entry.file_name();
+        let Some(item) = name.as_bytes().strip_suffix(REASON_SUFFIX.as_bytes()) else {
+            continue;
+        };
+        // A quarantined upload may itself be named `x.reason`: it has a
+        // reason of its own.
+        let is_item =
+            std::fs::symlink_metadata(quarantine.join(with_suffix(&name, REASON_SUFFIX))).is_ok();
+        if item.is_empty() || name.as_bytes().starts_with(b".") || is_item {
+            continue;
+        }
+        let item = quarantine.join(OsStr::from_bytes(item));
+        if matches!(std::fs::symlink_metadata(&item), Err(e) if e.kind() == io::ErrorKind::NotFound)
+        {
+            let path = entry.path();
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
 }
 
 /// The longest file name Linux filesystems take, in bytes.

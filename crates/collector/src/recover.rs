@@ -42,7 +42,7 @@ pub fn orphan_marker(ctx: &mut Ctx<'_>, name: &OsStr, artifact: &OsStr) -> anyho
             if finished {
                 staging::write_marker(staging, artifact, &digest)?;
             }
-            remove_from_drop(ctx, name, &opened)?;
+            remove_from_drop(ctx, name, &opened);
             if finished {
                 info!("collected {file_name} (finished a move a run cut short)");
                 collected(ctx, &file_name);

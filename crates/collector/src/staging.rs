@@ -6,6 +6,7 @@
 //! itself from the digest it verified, so it is always the canonical
 //! `<digest>  <name>` line.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
@@ -56,6 +57,34 @@ pub fn list(staging: &Path) -> io::Result<Vec<Staged>> {
                 .single()
                 .unwrap_or_else(Utc::now),
         });
+    }
+    Ok(out)
+}
+
+/// The stem (release id) of every artifact in staging, marker or not ->
+/// its name.
+pub fn stems(staging: &Path) -> anyhow::Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    let listing =
+        fs::read_dir(staging).with_context(|| format!("listing {}", staging.display()))?;
+    for entry in listing {
+        let entry = entry.with_context(|| format!("listing {}", staging.display()))?;
+        let name = entry.file_name();
+        if name.as_bytes().starts_with(b".") {
+            continue;
+        }
+        if let Ok(parsed) = ArtifactName::parse_bytes(name.as_bytes()) {
+            // Two of one stem already (staged by hand, or before this
+            // check): the first by name, as a pass would have kept.
+            let file_name = parsed.file_name().to_string();
+            out.entry(parsed.stem().to_string())
+                .and_modify(|other: &mut String| {
+                    if file_name < *other {
+                        other.clone_from(&file_name);
+                    }
+                })
+                .or_insert(file_name);
+        }
     }
     Ok(out)
 }

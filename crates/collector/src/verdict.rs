@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 
 use crate::open::{self, Opened, Seen};
 use crate::pass::Ctx;
-use crate::quarantine::{self, Rejected};
+use crate::quarantine::{self, Pending, Rejected};
 use crate::summary::Quarantined;
 
 /// A name as logs and reasons show it: quoted, control characters escaped.
@@ -22,7 +22,8 @@ pub fn shown(name: &OsStr) -> String {
 }
 
 /// Quarantines an upload from the drop folder (and its marker) with a
-/// reason.
+/// reason: the reason is written now, the files move when the pass
+/// commits ([`crate::batch`]).
 pub fn reject(
     ctx: &mut Ctx<'_>,
     name: &OsStr,
@@ -30,23 +31,21 @@ pub fn reject(
     marker: Option<Rejected<'_>>,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let layout = ctx.layout;
-    let dest = quarantine::quarantine(
-        &layout.drop,
-        &layout.quarantine,
-        ctx.now,
-        Rejected { name, opened },
-        marker,
-        reason,
-    )
-    .with_context(|| format!("quarantining {} ({reason})", shown(name)))?;
-    quarantined(ctx, name, &dest, reason);
+    let dest = quarantine::prepare(&ctx.layout.quarantine, ctx.now, name, reason)
+        .with_context(|| format!("quarantining {} ({reason})", shown(name)))?;
+    let pending = |name: &OsStr, opened: &Opened| Pending {
+        name: name.to_os_string(),
+        ident: opened.ident(),
+    };
+    let marker = marker.map(|m| pending(m.name, m.opened));
+    ctx.batch
+        .reject(pending(name, opened), marker, dest, reason);
     Ok(())
 }
 
 /// Quarantines a file that reached staging unverified: the drop folder's
 /// file was swapped between its check and the rename. It has no marker in
-/// staging, so the switcher never considered it.
+/// staging, so the switcher never considered it. Done at once, durably.
 pub fn reject_unverified_in_staging(ctx: &mut Ctx<'_>, name: &OsStr) -> anyhow::Result<()> {
     let layout = ctx.layout;
     let path = layout.staging.join(name);
@@ -64,14 +63,14 @@ pub fn reject_unverified_in_staging(ctx: &mut Ctx<'_>, name: &OsStr) -> anyhow::
             name,
             opened: &opened,
         },
-        None,
         reason,
     )?;
     quarantined(ctx, name, &dest, reason);
     Ok(())
 }
 
-fn quarantined(ctx: &mut Ctx<'_>, name: &OsStr, dest: &OsStr, reason: &str) {
+/// Records (and warns about) an upload now in quarantine as `dest`.
+pub fn quarantined(ctx: &mut Ctx<'_>, name: &OsStr, dest: &OsStr, reason: &str) {
     // A quarantine is news: warn, so that cron mails it.
     warn!("quarantined {} as {}: {reason}", shown(name), shown(dest));
     ctx.summary.quarantined.push(Quarantined {

@@ -14,6 +14,7 @@
 //! - [`disk_full`]: staging and releases on a tiny tmpfs that fills up.
 //! - [`drop_owner`]: links planted by the upload user are never followed.
 //! - [`page`]: hostile branch names on the status page in Chromium.
+//! - [`stems`]: two artifacts with one release id (`x.tar.gz`, `x.tgz`).
 
 mod archives;
 mod crash;
@@ -22,6 +23,7 @@ mod drop_owner;
 mod names;
 mod overlap;
 mod page;
+mod stems;
 mod uploads;
 
 use std::fs;

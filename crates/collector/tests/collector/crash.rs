@@ -1,6 +1,7 @@
 //! Crash test: kill the collector (SIGKILL) at each of its fault points,
-//! then run it normally once, and check that the artifact ends up in
-//! staging exactly once, whole, with its marker, and that nothing in the
+//! then run it normally once, and check that the artifacts end up in
+//! staging exactly once, whole, with their marker, that a rejected upload
+//! ends up in quarantine once with its reason, and that nothing in the
 //! drop folder was lost at any point.
 //!
 //! Prints a table of stop points and outcomes; see it with
@@ -17,14 +18,58 @@ use sha2::{Digest, Sha256};
 
 use crate::support::{assert_no_temps, assert_staged, big_artifact, ShmDrop};
 
-const POINTS: [&str; 6] = [
+const POINTS: [&str; 11] = [
     "after-lock",
     "before-move",
     "mid-copy",
     "after-artifact-move",
+    // The pass's group commit (crates/collector/src/batch.rs): artifacts
+    // renamed, markers and reasons written under their temporary names...
+    "before-sync",
+    // ...one marker renamed into place...
+    "after-marker-rename",
+    // ...every marker in place and the rejected upload in quarantine, no
+    // folder fsynced...
+    "before-folder-sync",
+    // ...staging/ and quarantine/ fsynced, nothing removed from drop/...
+    "after-folder-sync",
+    // ...one drop marker removed.
+    "after-drop-removal",
     "before-state-write",
     "after-state-write",
 ];
+
+/// A rejected upload (a name outside the contract, with a marker).
+const JUNK: &str = "release 7 final.tgz";
+
+/// Where the junk upload is, whole, right after the kill.
+fn junk_whereabouts(sb: &Sandbox, drop: &Path) -> String {
+    let want = junk_bytes();
+    let in_drop = fs::read(drop.join(JUNK)).is_ok_and(|b| b == want);
+    let in_quarantine = fs::read(sb.path("quarantine").join(JUNK)).is_ok_and(|b| b == want);
+    let reason = sb.path("quarantine").join(format!("{JUNK}.reason"));
+    if in_quarantine {
+        assert!(
+            fs::read_to_string(&reason).is_ok_and(|r| r.contains("UTC: ")),
+            "a quarantined upload without its reason\n{}",
+            sb.listing()
+        );
+    }
+    match (in_drop, in_quarantine) {
+        (true, false) if reason.exists() => "drop (reason written)".into(),
+        (true, false) => "drop".into(),
+        (false, true) => "quarantine".into(),
+        (true, true) => "drop + quarantine".into(),
+        (false, false) => panic!(
+            "the rejected upload is whole neither in drop/ nor in quarantine/\n{}",
+            sb.listing()
+        ),
+    }
+}
+
+fn junk_bytes() -> Vec<u8> {
+    b"not an artifact\n".repeat(100)
+}
 
 /// Where the artifact is, whole, right after the kill.
 fn whereabouts(sb: &Sandbox, drop: &Path, a: &ArchiveBuilder) -> String {
@@ -69,6 +114,12 @@ fn crash_at(point: &str, cross_fs: bool) -> String {
     let b = big_artifact("full", "1.0.0", 10, 4 << 10);
     a.drop_into(&drop);
     b.drop_into(&drop);
+    fs::write(drop.join(JUNK), junk_bytes()).unwrap();
+    fs::write(
+        drop.join(format!("{JUNK}.sha256")),
+        cutover_tests::archive::marker(JUNK, &junk_bytes()),
+    )
+    .unwrap();
     let bin = fault_bin("collector");
     let killed =
         sb.run_cmd(Command::new(&bin).env("CUTOVER_FAULT_POINT", format!("collector:{point}")));
@@ -79,6 +130,7 @@ fn crash_at(point: &str, cross_fs: bool) -> String {
     );
     let a_was = whereabouts(&sb, &drop, &a);
     let b_was = whereabouts(&sb, &drop, &b);
+    let junk_was = junk_whereabouts(&sb, &drop);
     let temps = ["staging", "quarantine"]
         .iter()
         .flat_map(|d| sb.names(d))
@@ -90,6 +142,34 @@ fn crash_at(point: &str, cross_fs: bool) -> String {
     assert_staged(&sb, &drop, &b, &run);
     assert_no_temps(&sb, &run);
     assert!(fs::read_dir(&drop).unwrap().next().is_none(), "{run}");
+    // The rejected upload: in quarantine with its marker and its reason,
+    // and no reason without its file. Once, unless the kill left it whole
+    // in both folders (a cross-filesystem copy whose source was not removed
+    // yet): then the next run quarantines the drop folder's copy too.
+    let quarantined = sb.names("quarantine");
+    let reasons: Vec<&String> = quarantined
+        .iter()
+        .filter(|n| n.ends_with(".reason"))
+        .collect();
+    let copies = if junk_was == "drop + quarantine" {
+        2
+    } else {
+        1
+    };
+    assert_eq!(reasons.len(), copies, "reasons in quarantine\n{run}");
+    for reason in reasons {
+        let item = reason.strip_suffix(".reason").unwrap();
+        assert_eq!(
+            fs::read(sb.path("quarantine").join(item)).unwrap(),
+            junk_bytes(),
+            "{run}"
+        );
+        assert!(
+            quarantined.contains(&format!("{item}.sha256")),
+            "the junk's marker in quarantine\n{run}"
+        );
+    }
+    assert_eq!(quarantined.len(), 3 * copies, "{quarantined:?}\n{run}");
     let state = sb.state_json("collector.json");
     assert_eq!(
         state["last"]["backend"]["artifact"],
@@ -98,8 +178,9 @@ fn crash_at(point: &str, cross_fs: bool) -> String {
     );
     assert_eq!(state["last"]["frontend"]["artifact"], a.name().file_name());
     format!(
-        "killed: 1st in {a_was}, 2nd in {b_was}, {temps} temp file(s); \
-         next run: both staged once, drop empty, Last right"
+        "killed: 1st in {a_was}, 2nd in {b_was}, junk in {junk_was}, {temps} temp file(s); \
+         next run: both staged once, junk quarantined {copies}x with its reason, drop empty, \
+         Last right"
     )
 }
 

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod basics;
+mod clash;
 mod concurrency;
 mod config;
 mod crash;
