@@ -40,7 +40,6 @@ pub fn sha256_file(file: &File) -> io::Result<String> {
 pub struct Sha256Reader<R> {
     inner: R,
     hasher: Sha256,
-    bytes: u64,
 }
 
 impl<R: Read> Sha256Reader<R> {
@@ -49,13 +48,7 @@ impl<R: Read> Sha256Reader<R> {
         Self {
             inner,
             hasher: Sha256::new(),
-            bytes: 0,
         }
-    }
-
-    /// How many bytes were read so far.
-    pub fn bytes(&self) -> u64 {
-        self.bytes
     }
 
     /// Reads the rest of the input and returns the lower-case hex SHA-256
@@ -70,7 +63,6 @@ impl<R: Read> Read for Sha256Reader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
         Ok(n)
     }
 }
@@ -100,7 +92,6 @@ mod tests {
         let mut first = [0u8; 2];
         assert!(r.read_exact(&mut first).is_ok());
         assert_eq!(&first, b"te");
-        assert_eq!(r.bytes(), 2);
         assert_eq!(
             r.finish().ok().as_deref(),
             Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
