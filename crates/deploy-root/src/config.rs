@@ -61,6 +61,8 @@ pub struct Config {
     pub switcher: SwitcherConfig,
     /// `[status]`.
     pub status: StatusConfig,
+    /// `[notify]`: where word of deploys and failures goes (crate::notify_config).
+    pub notify: crate::notify_config::NotifyConfig,
 }
 
 /// `[components.<name>]`: how to run one component.
@@ -186,10 +188,12 @@ struct RawConfig {
     switcher: SwitcherConfig,
     #[serde(default)]
     status: StatusConfig,
+    #[serde(default)]
+    notify: crate::notify_config::NotifyConfig,
 }
 
 /// A duration: whole seconds (`60`) or humantime text (`"90s"`, `"10m"`).
-fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -296,6 +300,7 @@ impl Config {
             collector: raw.collector,
             switcher: raw.switcher,
             status: raw.status,
+            notify: raw.notify,
         };
         config
             .check()
@@ -444,6 +449,7 @@ impl Config {
         if self.status.period.is_zero() {
             return Err(("status.period".into(), "expected more than 0 s".into()));
         }
+        self.notify.check()?;
         Ok(())
     }
 

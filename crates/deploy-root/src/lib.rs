@@ -7,6 +7,7 @@
 //! - [`state`]: the state files both binaries write and the status page reads.
 //! - [`time`]: UTC times stored as RFC 3339 with `Z`.
 //! - [`digest`]: streaming SHA-256.
+//! - [`notify_config`]: `[notify]`, the targets of notifications, and URL redaction.
 //! - [`logging`]: the `-v`/`-q` flags and the tracing subscriber.
 //! - [`generate`]: man pages and shell completions from a binary's clap definition.
 //! - [`fault`]: kill points for crash tests (feature `fault-injection`).
@@ -19,6 +20,7 @@ pub mod generate;
 pub mod layout;
 pub mod lock;
 pub mod logging;
+pub mod notify_config;
 pub mod state;
 pub mod time;
 
