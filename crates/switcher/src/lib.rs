@@ -11,6 +11,7 @@
 //! - [`switch`], [`command`], [`verify`]: stop, flip, start, verify, go back.
 //! - [`journal`], [`recover`]: crash safety.
 //! - [`record`], [`history`], [`failure`]: what a pass writes down.
+//! - [`notify`]: word of deploys, failures and outages to webhooks and commands.
 //! - [`retention`]: pruning releases and staging.
 //! - [`rollback`], [`releases_cmd`]: the subcommands.
 
@@ -25,6 +26,7 @@ pub mod exit_codes;
 pub mod failure;
 pub mod history;
 pub mod journal;
+pub mod notify;
 pub mod pass;
 pub mod plan;
 pub mod record;
