@@ -33,6 +33,8 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
     if let Err(e) = status::refresh(config, layout) {
         tracing::warn!("refreshing the status page: {e:#}");
     }
+    // Last, still under the lock: word of the pass, never its outcome.
+    crate::notify::flush(config, layout);
     result
 }
 
@@ -181,6 +183,8 @@ fn finish(
     steps: Vec<(String, u64)>,
     started: Instant,
 ) -> anyhow::Result<()> {
+    // The events go to the outbox before the state that records them.
+    crate::notify::emit_history(layout, st, &entry);
     save(layout, st, started)?;
     entry.steps = steps;
     entry.total_ms = ms(started);

@@ -33,6 +33,7 @@ pub fn run(config: &Config, layout: &Layout, component: Option<&str>) -> anyhow:
     if let Err(e) = status::refresh(config, layout) {
         tracing::warn!("refreshing the status page: {e:#}");
     }
+    crate::notify::flush(config, layout);
     result
 }
 
@@ -142,6 +143,7 @@ fn locked(
             exit_codes::ROLLBACK_FAILED
         }
     };
+    crate::notify::emit_history(layout, &st, &entry);
     save(layout, &mut st, started)?;
     entry.total_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     history::append(layout, &entry)?;

@@ -62,7 +62,9 @@ pub fn render_json(config: &Config, layout: &Layout) -> anyhow::Result<String> {
 
 /// Reads everything and applies the rules as of `now` (the probes run now).
 pub fn gather(config: &Config, layout: &Layout, now: DateTime<Utc>) -> StatusDoc {
-    rules::document(config, &Inputs::read(config, layout), now)
+    let mut doc = rules::document(config, &Inputs::read(config, layout), now);
+    crate::notify::annotate(&mut doc, layout);
+    doc
 }
 
 /// The JSON text of `doc`: pretty, newline-ended.
