@@ -166,37 +166,35 @@ fn observe(layout: &Layout, ns: &mut NotifyState) -> Vec<Event> {
         .and_then(|d| d["generated_at"].as_str())
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc));
-    // An older page than the one compared last: this pass did not write
-    // one (its refresh failed); compare nothing rather than stale facts.
+    // Comparing the same page twice (a pass whose refresh failed) finds
+    // nothing new: the record already holds what it says.
     if let (Some(doc), Some(at)) = (&doc, generated_at) {
-        if ns.status_seen_at.map_or(true, |seen| at > seen) {
-            let components = doc["components"].as_object().cloned().unwrap_or_default();
-            for (name, c) in &components {
-                let now = component_state(c);
-                let before = ns
-                    .components
-                    .insert(name.clone(), now.to_string())
-                    .unwrap_or_else(|| "absent".into());
-                if first || before == now {
-                    continue;
-                }
-                let mut e = match now {
-                    "down" => Event::new(Kind::Down).reason(problem_of(c, "down")),
-                    "unhealthy" => Event::new(Kind::Unhealthy)
-                        .reason(c["health"].as_str().unwrap_or("unhealthy").to_string()),
-                    "up" if before == "down" || before == "unhealthy" => {
-                        Event::new(Kind::Recovered).reason(format!("was {before}"))
-                    }
-                    _ => continue,
-                };
-                e = e.components([name.clone()]);
-                if let Some(a) = c["running"]["artifact"].as_str() {
-                    e = e.artifact(a);
-                }
-                events.push(e);
+        let components = doc["components"].as_object().cloned().unwrap_or_default();
+        for (name, c) in &components {
+            let now = component_state(c);
+            let before = ns
+                .components
+                .insert(name.clone(), now.to_string())
+                .unwrap_or_else(|| "absent".into());
+            if first || before == now {
+                continue;
             }
-            ns.status_seen_at = Some(at);
+            let mut e = match now {
+                "down" => Event::new(Kind::Down).reason(problem_of(c, "down")),
+                "unhealthy" => Event::new(Kind::Unhealthy)
+                    .reason(c["health"].as_str().unwrap_or("unhealthy").to_string()),
+                "up" if before == "down" || before == "unhealthy" => {
+                    Event::new(Kind::Recovered).reason(format!("was {before}"))
+                }
+                _ => continue,
+            };
+            e = e.components([name.clone()]);
+            if let Some(a) = c["running"]["artifact"].as_str() {
+                e = e.artifact(a);
+            }
+            events.push(e);
         }
+        ns.status_seen_at = Some(at);
     }
 
     if let Ok(cs) = deploy_root::state::load::<CollectorState>(&layout.collector_state()) {

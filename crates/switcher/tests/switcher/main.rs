@@ -11,5 +11,6 @@ mod dry_run;
 mod failures;
 mod faults;
 mod integrity;
+mod notify;
 mod retention;
 mod unpack;
