@@ -388,4 +388,25 @@ mod tests {
             assert!(!e.contains("TOKEN") || e.contains("line"), "{e}");
         }
     }
+
+    /// The commented `[notify]` example in deploy/cutover.toml, uncommented,
+    /// must load: the documented keys are the real ones.
+    #[test]
+    fn the_commented_example_loads() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/cutover.toml");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let start = text.find("# [notify]").unwrap_or(text.len());
+        let example: String = text[start..]
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.starts_with('[') || l.contains(" = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = parse(&example).unwrap_or_else(|e| panic!("{e}\n{example}"));
+        assert_eq!(c.notify.targets.len(), 3, "{example}");
+        assert_eq!(c.notify.targets[0].label(), "https://hooks.slack.com/…");
+        assert_eq!(c.notify.targets[1].label(), "ops-webhook");
+        assert_eq!(c.notify.targets[2].label(), "command logger …");
+    }
 }

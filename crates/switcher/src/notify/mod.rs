@@ -450,3 +450,168 @@ pub fn annotate(doc: &mut StatusDoc, layout: &Layout) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(dir: &std::path::Path) -> anyhow::Result<Layout> {
+        let config = Config::parse(
+            &dir.join("cutover.toml"),
+            "root = \"root\"\n[kinds]\nfull = [\"backend\"]\n[components.backend]\nport = 1\n",
+        )?;
+        let layout = Layout::new(&config);
+        layout.ensure()?;
+        Ok(layout)
+    }
+
+    fn page(layout: &Layout, backend: serde_json::Value) -> anyhow::Result<()> {
+        let doc = serde_json::json!({
+            "schema": 1,
+            "generated_at": "2026-11-26T23:50:12Z",
+            "components": { "backend": backend },
+        });
+        std::fs::write(
+            layout.state.join(crate::status::JSON_FILE),
+            serde_json::to_vec(&doc)?,
+        )?;
+        Ok(())
+    }
+
+    fn kinds(events: &[Event]) -> Vec<&'static str> {
+        events.iter().map(|e| e.kind.as_str()).collect()
+    }
+
+    #[test]
+    fn component_transitions_are_notified_once() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let layout = layout(dir.path())?;
+        let running = serde_json::json!({"artifact": "full_20261126T000100Z_1.0.0_master.tar.gz"});
+        let mut ns = NotifyState::default();
+        let step = |status: &str, health: serde_json::Value, ns: &mut NotifyState| {
+            page(
+                &layout,
+                serde_json::json!({"running": running, "status": status, "health": health,
+                    "problems": [{"rule": "down", "message": "not listening"}]}),
+            )
+            .map(|()| {
+                let events = observe(&layout, ns);
+                ns.schema = 1;
+                events
+            })
+        };
+        let null = serde_json::Value::Null;
+        // The first pass only takes note, even of a component that is down.
+        assert_eq!(
+            kinds(&step("DOWN", null.clone(), &mut ns)?),
+            [] as [&str; 0]
+        );
+        assert_eq!(kinds(&step("UP", null.clone(), &mut ns)?), ["recovered"]);
+        let down = step("DOWN", null.clone(), &mut ns)?;
+        assert_eq!(kinds(&down), ["down"]);
+        assert_eq!(down[0].reason.as_deref(), Some("not listening"));
+        assert_eq!(down[0].version.as_deref(), Some("1.0.0"));
+        assert_eq!(
+            kinds(&step("DOWN", null.clone(), &mut ns)?),
+            [] as [&str; 0]
+        );
+        let sick = serde_json::json!("unhealthy: answered 500");
+        assert_eq!(kinds(&step("UP", sick.clone(), &mut ns)?), ["unhealthy"]);
+        assert_eq!(kinds(&step("UP", sick, &mut ns)?), [] as [&str; 0]);
+        let ok = serde_json::json!("healthy");
+        assert_eq!(kinds(&step("UP", ok, &mut ns)?), ["recovered"]);
+        // Nothing runs (a first deploy failed): not reported.
+        page(
+            &layout,
+            serde_json::json!({"running": null, "status": "DOWN"}),
+        )?;
+        assert!(observe(&layout, &mut ns).is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn new_quarantined_files_and_stale_uploads_are_notified_once() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let layout = layout(dir.path())?;
+        let q = &layout.quarantine;
+        std::fs::write(q.join("old.tar"), "x")?;
+        std::fs::write(q.join("old.tar.reason"), "old reason\n")?;
+        let mut ns = NotifyState::default();
+        assert!(
+            observe(&layout, &mut ns).is_empty(),
+            "the first pass takes note"
+        );
+        ns.schema = 1;
+        std::fs::write(q.join("new.tar"), "x")?;
+        std::fs::write(q.join("new.tar.reason"), "digest mismatch\nmore\n")?;
+        let cs = serde_json::json!({"waiting": [
+            {"name": "slow.tar.gz", "size": 1, "modified": "2026-11-26T23:00:00Z",
+             "stale": true, "reason": "no marker for 45 min"},
+            {"name": "fresh.tar.gz", "size": 1, "modified": "2026-11-26T23:40:00Z",
+             "stale": false, "reason": "no marker yet"}]});
+        std::fs::write(layout.collector_state(), serde_json::to_vec(&cs)?)?;
+        let events = observe(&layout, &mut ns);
+        assert_eq!(kinds(&events), ["upload-stale", "quarantined"]);
+        assert_eq!(events[0].artifact.as_deref(), Some("slow.tar.gz"));
+        assert_eq!(events[1].artifact.as_deref(), Some("new.tar"));
+        assert_eq!(events[1].reason.as_deref(), Some("digest mismatch"));
+        assert!(observe(&layout, &mut ns).is_empty(), "once each");
+        Ok(())
+    }
+
+    #[test]
+    fn outcomes_become_events_in_order() {
+        let mut st = SwitcherState::default();
+        let artifact = "full_20261126T000200Z_2.0.0_master.tar.gz";
+        st.failed.insert(
+            artifact.into(),
+            deploy_root::state::Failure {
+                artifact: artifact.into(),
+                component: "backend".into(),
+                step: "start".into(),
+                exit_code: Some(2),
+                reason: "exited with code 2".into(),
+                output_tail: vec!["boom".into()],
+                at: Utc::now(),
+                running_instead: BTreeMap::new(),
+                rollback_failed: false,
+            },
+        );
+        let entry = |action: &str, outcome: &str| HistoryEntry {
+            at: Utc::now(),
+            action: action.into(),
+            artifact: Some(artifact.into()),
+            components: vec!["backend".into()],
+            outcome: outcome.into(),
+            reason: Some("why".into()),
+            steps: Vec::new(),
+            total_ms: 0,
+        };
+        let events = events_of(&st, &entry("deploy", "rolled-back"));
+        assert_eq!(kinds(&events), ["failed", "rolled-back"]);
+        assert_eq!(events[0].step.as_deref(), Some("start"));
+        assert_eq!(events[0].exit_code, Some(2));
+        assert_eq!(events[0].tail, ["boom"]);
+        assert_eq!(events[1].by.as_deref(), Some("automatic"));
+        assert_eq!(
+            kinds(&events_of(&st, &entry("deploy", "rollback-failed"))),
+            ["failed", "rollback-failed"]
+        );
+        assert_eq!(
+            kinds(&events_of(&st, &entry("deploy", "prepare-failed"))),
+            ["failed"]
+        );
+        assert_eq!(
+            kinds(&events_of(&st, &entry("deploy", "deployed"))),
+            ["deployed"]
+        );
+        let hand = events_of(&st, &entry("rollback", "rolled-back"));
+        assert_eq!(kinds(&hand), ["rolled-back"]);
+        assert_eq!(hand[0].by.as_deref(), Some("hand"));
+        assert_eq!(
+            kinds(&events_of(&st, &entry("rollback", "failed"))),
+            ["rollback-failed"]
+        );
+        assert!(events_of(&st, &entry("recover", "recovered")).is_empty());
+    }
+}

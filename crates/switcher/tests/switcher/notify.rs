@@ -336,6 +336,34 @@ fn a_receiver_that_fails_waits_for_its_backoff() {
 }
 
 #[test]
+fn an_event_never_taken_is_dropped_after_the_bound_and_counted_on_the_page() {
+    let rx = Receiver::start(usize::MAX);
+    let sb = sandbox_notify(&format!(
+        "retry_after = \"0s\"\ngive_up_after = \"1s\"\n[[notify.target]]\nurl = {:?}\n",
+        rx.url("/hook")
+    ));
+    stage(&sb, &demo("full", "1.0.0", 1));
+    switcher(&sb, &[]).success();
+    assert_eq!(outbox_files(&sb).len(), 1);
+    // Past the bound (a duration, not a date), the next failed try drops it.
+    std::thread::sleep(Duration::from_millis(1100));
+    let run = switcher(&sb, &[]);
+    run.success().stderr_has("gave up sending deployed event");
+    assert!(outbox_files(&sb).is_empty(), "{}", sb.listing());
+    assert_eq!(rx.all().len(), 2);
+    assert_eq!(sb.state_json("notify.json")["dropped_total"], 1);
+    let status = switcher(&sb, &["status", "--json"]);
+    let doc: Value = serde_json::from_str(&status.stdout()).unwrap();
+    let rules: Vec<&str> = doc["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["rule"].as_str())
+        .collect();
+    assert!(rules.contains(&"notify-dropped"), "{doc:#}");
+}
+
+#[test]
 fn killed_between_the_state_and_the_send_the_next_pass_sends() {
     let rx = Receiver::start(0);
     let sb = sandbox_notify(&format!("[[notify.target]]\nurl = {:?}\n", rx.url("/hook")));
