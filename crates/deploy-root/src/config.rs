@@ -284,7 +284,9 @@ impl Config {
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             // toml's message already names the key and shows the line.
-            err(None, format!("not valid: {}", e.to_string().trim_end()))
+            // ...and may quote a notify target's URL, a secret.
+            let text = crate::notify_config::redact_urls_in(e.to_string().trim_end());
+            err(None, format!("not valid: {text}"))
         })?;
         // Relative to the file's folder, made absolute so that commands run
         // in other folders (and the status page) see the same paths.

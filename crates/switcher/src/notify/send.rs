@@ -326,6 +326,30 @@ mod tests {
         }
     }
 
+    /// Slack webhooks are https: this build must speak TLS (rustls). A
+    /// server that answers in plain text makes the TLS handshake fail,
+    /// which only a client that tried one can report.
+    #[test]
+    fn https_targets_get_a_tls_handshake() -> std::io::Result<()> {
+        use std::io::Read as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+            }
+        });
+        let e = Event::new(super::super::event::Kind::Deployed);
+        let url = format!("https://127.0.0.1:{port}/services/SECRET");
+        let err = post(&url, Format::Slack, Duration::from_secs(5), &e).err();
+        let err = err.unwrap_or_default().to_lowercase();
+        // rustls's words for a peer that does not speak TLS.
+        assert!(err.contains("corrupt message"), "{err}");
+        Ok(())
+    }
+
     #[test]
     fn env_names_every_field() {
         let e = Event::new(super::super::event::Kind::Deployed)
