@@ -153,7 +153,8 @@ impl Target {
     /// sends to (never shown: a hash, so the outbox holds no secret).
     pub fn key(&self) -> String {
         let what = match (&self.url, &self.command) {
-            (Some(url), _) => format!("url:{url}"),
+            // Two targets may share a URL with different formats.
+            (Some(url), _) => format!("url:{:?}:{url}", self.format.unwrap_or_default()),
             (None, Some(cmd)) => format!("command:{cmd}"),
             (None, None) => String::new(),
         };

@@ -312,7 +312,7 @@ fn deliver(config: &Config, layout: &Layout, ns: &mut NotifyState) -> anyhow::Re
             let (path, entry) = &mut entries[index];
             let p = entry.targets.entry(keys[ti].clone()).or_default();
             let now = Utc::now();
-            let status = ns.targets.entry(label.clone()).or_default();
+            let status = ns.targets.entry(keys[ti].clone()).or_default();
             match result {
                 send::Result::Delivered => {
                     tracing::info!("notify: {} sent to {label}", entry.event.kind.as_str());
@@ -356,7 +356,7 @@ fn deliver(config: &Config, layout: &Layout, ns: &mut NotifyState) -> anyhow::Re
         }
     });
     // What each target has left, for the page.
-    let mut labels = BTreeMap::new();
+    let mut statuses = BTreeMap::new();
     for (t, key) in targets.iter().zip(&keys) {
         let waiting: Vec<&Progress> = entries
             .iter()
@@ -367,8 +367,8 @@ fn deliver(config: &Config, layout: &Layout, ns: &mut NotifyState) -> anyhow::Re
                 None => Some(&NOT_TRIED),
             })
             .collect();
-        let label = t.label();
-        let mut status = ns.targets.remove(&label).unwrap_or_default();
+        let mut status = ns.targets.remove(key).unwrap_or_default();
+        status.label = t.label();
         status.pending = waiting.len();
         let head = waiting.first();
         status.last_error = head.and_then(|p| p.last_error.clone());
@@ -376,9 +376,9 @@ fn deliver(config: &Config, layout: &Layout, ns: &mut NotifyState) -> anyhow::Re
             Some(p) if p.attempts > 0 => status.failing_since.or(Some(Utc::now())),
             _ => None,
         };
-        labels.insert(label, status);
+        statuses.insert(key.clone(), status);
     }
-    ns.targets = labels;
+    ns.targets = statuses;
     let done: Vec<_> = entries
         .iter()
         .filter(|(_, e)| {
@@ -433,7 +433,7 @@ pub fn annotate(doc: &mut StatusDoc, layout: &Layout) {
             ),
         });
     }
-    for (label, t) in &ns.targets {
+    for t in ns.targets.values() {
         if let Some(since) = t
             .failing_since
             .filter(|s| now - *s >= FAILING_PROBLEM_AFTER)
@@ -441,7 +441,8 @@ pub fn annotate(doc: &mut StatusDoc, layout: &Layout) {
             doc.problems.push(Problem {
                 rule: "notify-failing",
                 message: format!(
-                    "notifications to {label} have failed since {} ({} waiting): {}",
+                    "notifications to {} have failed since {} ({} waiting): {}",
+                    t.label,
                     deploy_root::time::human(since),
                     t.pending,
                     t.last_error.as_deref().unwrap_or("unknown error")
@@ -463,6 +464,47 @@ mod tests {
         let layout = Layout::new(&config);
         layout.ensure()?;
         Ok(layout)
+    }
+
+    #[test]
+    fn the_page_names_drops_and_failing_targets_redacted() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let config = Config::parse(
+            &dir.path().join("cutover.toml"),
+            "root = \"root\"\n[kinds]\nfull = [\"backend\"]\n[components.backend]\nport = 1\n",
+        )?;
+        let layout = Layout::new(&config);
+        layout.ensure()?;
+        let now = Utc::now();
+        let mut ns = NotifyState {
+            dropped_total: 3,
+            last_dropped_at: Some(now - chrono::Duration::hours(1)),
+            ..NotifyState::default()
+        };
+        ns.targets.insert(
+            "k".into(),
+            outbox::TargetStatus {
+                label: deploy_root::notify_config::redact_url("https://hooks.example/T/SECRET"),
+                pending: 2,
+                failing_since: Some(now - chrono::Duration::minutes(20)),
+                last_error: Some("answered HTTP 500, expected 2xx".into()),
+                dropped: 1,
+            },
+        );
+        outbox::save_state(&layout, &mut ns)?;
+        let doc = crate::status::gather(&config, &layout, now);
+        let text = crate::status::json(&doc)?;
+        assert!(text.contains("\"notify-dropped\""), "{text}");
+        assert!(text.contains("\"notify-failing\""), "{text}");
+        assert!(text.contains("https://hooks.example/…"), "{text}");
+        assert!(!text.contains("SECRET"), "{text}");
+        // A day after the last drop, and with no target failing, all quiet.
+        ns.last_dropped_at = Some(now - chrono::Duration::hours(25));
+        ns.targets.clear();
+        outbox::save_state(&layout, &mut ns)?;
+        let text = crate::status::json(&crate::status::gather(&config, &layout, now))?;
+        assert!(!text.contains("notify-"), "{text}");
+        Ok(())
     }
 
     fn page(layout: &Layout, backend: serde_json::Value) -> anyhow::Result<()> {

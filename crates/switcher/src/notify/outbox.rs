@@ -86,7 +86,8 @@ pub struct NotifyState {
     /// When the last event was given up.
     #[serde(default, with = "serde_rfc3339::option")]
     pub last_dropped_at: Option<DateTime<Utc>>,
-    /// Per target label, as of the last send: what is waiting and why.
+    /// Per target key (as in outbox entries), as of the last send: what is
+    /// waiting and why.
     #[serde(default)]
     pub targets: BTreeMap<String, TargetStatus>,
 }
@@ -94,6 +95,9 @@ pub struct NotifyState {
 /// One target as of the last send.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TargetStatus {
+    /// How logs and the page name it (redacted).
+    #[serde(default)]
+    pub label: String,
     /// Events waiting for it.
     pub pending: usize,
     /// Since when its oldest waiting event has been failing, if it is.
