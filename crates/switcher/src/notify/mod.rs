@@ -314,14 +314,14 @@ fn deliver(config: &Config, layout: &Layout, ns: &mut NotifyState) -> anyhow::Re
             let now = Utc::now();
             let status = ns.targets.entry(keys[ti].clone()).or_default();
             match result {
-                send::Result::Delivered => {
+                send::Outcome::Delivered => {
                     tracing::info!("notify: {} sent to {label}", entry.event.kind.as_str());
                     *p = Progress {
                         delivered_at: Some(now),
                         ..p.clone()
                     };
                 }
-                send::Result::Failed {
+                send::Outcome::Failed {
                     attempts,
                     next,
                     error,
@@ -335,7 +335,7 @@ fn deliver(config: &Config, layout: &Layout, ns: &mut NotifyState) -> anyhow::Re
                     p.next_attempt_at = Some(next);
                     p.last_error = Some(error);
                 }
-                send::Result::Dropped { attempts, error } => {
+                send::Outcome::Dropped { attempts, error } => {
                     tracing::error!(
                         "notify: gave up sending {} event {} to {label} after {attempts} attempts over {}: {error}",
                         entry.event.kind.as_str(),

@@ -37,7 +37,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// What became of one event for one target.
 #[derive(Clone, Debug)]
-pub enum Result {
+pub enum Outcome {
     /// The target took it.
     Delivered,
     /// It failed; try again at `next` (attempts so far, the error).
@@ -80,7 +80,7 @@ pub fn work(
     ti: usize,
     target: &Target,
     queue: Vec<Queued>,
-    tx: &mpsc::Sender<(usize, usize, Result)>,
+    tx: &mpsc::Sender<(usize, usize, Outcome)>,
 ) {
     let started = Instant::now();
     for q in queue {
@@ -96,17 +96,17 @@ pub fn work(
             break;
         }
         let result = match send(target, &q.event, layout_logs) {
-            Ok(()) => Result::Delivered,
+            Ok(()) => Outcome::Delivered,
             Err(error) => {
                 let attempts = q.attempts + 1;
                 let age = (Utc::now() - q.event.at).to_std().unwrap_or_default();
                 if age >= notify.give_up_after {
-                    Result::Dropped { attempts, error }
+                    Outcome::Dropped { attempts, error }
                 } else {
                     let next = Utc::now()
                         + chrono::Duration::from_std(backoff(notify.retry_after, attempts))
                             .unwrap_or_default();
-                    Result::Failed {
+                    Outcome::Failed {
                         attempts,
                         next,
                         error,
@@ -114,7 +114,7 @@ pub fn work(
                 }
             }
         };
-        let stop = matches!(result, Result::Failed { .. });
+        let stop = matches!(result, Outcome::Failed { .. });
         if tx.send((ti, q.index, result)).is_err() || stop {
             break;
         }
@@ -129,7 +129,7 @@ pub fn backoff(first: Duration, attempts: u32) -> Duration {
 }
 
 /// Sends one event to one target; the error is in words, redacted.
-pub fn send(target: &Target, event: &Event, logs: &Path) -> std::result::Result<(), String> {
+pub fn send(target: &Target, event: &Event, logs: &Path) -> Result<(), String> {
     match (&target.url, &target.command) {
         (Some(url), _) => post(
             url,
@@ -143,12 +143,7 @@ pub fn send(target: &Target, event: &Event, logs: &Path) -> std::result::Result<
     }
 }
 
-fn post(
-    url: &str,
-    format: Format,
-    timeout: Duration,
-    event: &Event,
-) -> std::result::Result<(), String> {
+fn post(url: &str, format: Format, timeout: Duration, event: &Event) -> Result<(), String> {
     let body = match format {
         Format::Json => serde_json::to_vec(event),
         Format::Slack => serde_json::to_vec(&slack::payload(event)),
@@ -176,12 +171,7 @@ fn post(
 }
 
 /// Runs a command target with the event in its environment and on stdin.
-fn run_command(
-    cmd: &str,
-    timeout: Duration,
-    event: &Event,
-    logs: &Path,
-) -> std::result::Result<(), String> {
+fn run_command(cmd: &str, timeout: Duration, event: &Event, logs: &Path) -> Result<(), String> {
     let json = serde_json::to_vec(event).map_err(|e| format!("serializing the event: {e}"))?;
     let log_path = logs.join("notify.log");
     let _ = std::fs::create_dir_all(logs);
