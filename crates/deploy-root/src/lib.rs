@@ -5,6 +5,7 @@
 //! - [`lock`]: one `flock` per binary, close-on-exec, never inherited.
 //! - [`atomic`]: writes and symlink flips that are all-or-nothing.
 //! - [`state`]: the state files both binaries write and the status page reads.
+//! - [`control`]: state/control.json, the holds operators set by hand.
 //! - [`time`]: UTC times stored as RFC 3339 with `Z`.
 //! - [`digest`]: streaming SHA-256.
 //! - [`logging`]: the `-v`/`-q` flags and the tracing subscriber.
@@ -13,6 +14,7 @@
 
 pub mod atomic;
 pub mod config;
+pub mod control;
 pub mod digest;
 pub mod fault;
 pub mod generate;
