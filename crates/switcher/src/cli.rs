@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use deploy_root::logging::LogArgs;
 use deploy_root::{Config, Layout};
 
-use crate::{check, dry_run, exit_codes, pass, releases_cmd, rollback, status};
+use crate::{check, control, dry_run, exit_codes, pass, releases_cmd, rollback, status};
 
 /// Takes the newest staged artifact into service: prepares its release,
 /// stops the service, flips current/ atomically, starts it and verifies it,
@@ -80,6 +80,9 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value = "/etc/nginx")]
         nginx_dir: PathBuf,
     },
+    /// deploy, pin, unpin, freeze, unfreeze, retry, follow (see control.rs).
+    #[command(flatten)]
+    Control(control::Verb),
 }
 
 /// Parses the command line and runs it.
@@ -127,6 +130,7 @@ pub fn run() -> anyhow::Result<u8> {
             print(&status::render_json(&config, &layout)?)?;
             Ok(exit_codes::OK)
         }
+        Some(Command::Control(verb)) => control::run(&config, &layout, verb),
         Some(Command::Check { user, nginx_dir }) => {
             let mut opts = check::CheckOptions::defaults();
             opts.nginx_dir = nginx_dir;

@@ -11,11 +11,13 @@ use deploy_root::state::{RunningRelease, SwitcherState};
 use deploy_root::{state, time, Config, Layout};
 
 use crate::journal::{self, Step};
-use crate::{plan, staged, switch, verify};
+use crate::{control, plan, staged, switch, verify};
 
 /// The plan, as text for stdout.
 pub fn render(config: &Config, layout: &Layout) -> anyhow::Result<String> {
     let st: SwitcherState = state::load(&layout.switcher_state())?;
+    // Holds set by hand, and the followed branches (as a pass sees them).
+    let (config, held) = &control::for_dry_run(config, layout)?;
     let mut out = String::new();
     let w = &mut out;
     writeln!(
@@ -34,6 +36,9 @@ pub fn render(config: &Config, layout: &Layout) -> anyhow::Result<String> {
             None => writeln!(w, "{c}: runs nothing the switcher deployed")?,
         }
     }
+    for line in control::dry_run_lines(held) {
+        writeln!(w, "{line}")?;
+    }
     if let Some(j) = journal::load(layout)? {
         writeln!(
             w,
@@ -48,7 +53,7 @@ pub fn render(config: &Config, layout: &Layout) -> anyhow::Result<String> {
         )?;
     }
     let staged = staged::list(layout)?;
-    let plan = plan::choose(config, &st, &staged);
+    let plan = plan::choose_held(config, &st, held, &staged);
     for (artifact, why) in &plan.skipped {
         writeln!(w, "Passed over {artifact}: {why}.")?;
     }

@@ -13,6 +13,7 @@
 //! - [`record`], [`history`], [`failure`]: what a pass writes down.
 //! - [`retention`]: pruning releases and staging.
 //! - [`rollback`], [`releases_cmd`]: the subcommands.
+//! - [`control`]: deploy by hand, pin, freeze, retry, follow (state/control.json).
 
 pub mod probe;
 pub mod status;
@@ -20,6 +21,7 @@ pub mod status;
 pub mod check;
 pub mod cli;
 pub mod command;
+pub mod control;
 pub mod dry_run;
 pub mod exit_codes;
 pub mod failure;

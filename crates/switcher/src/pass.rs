@@ -14,7 +14,7 @@ use crate::exit_codes;
 use crate::journal::{self, Journal, Step};
 use crate::recover::{self, Recovery};
 use crate::switch::Outcome;
-use crate::{history, plan, record, release, retention, staged, status, switch};
+use crate::{control, history, plan, record, release, retention, staged, status, switch};
 
 /// Runs one pass and returns the exit code.
 pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
@@ -51,14 +51,54 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
         }
     }
     release::remove_temp_folders(layout)?;
+    // Holds set by hand (pin, freeze, follow): lapsed ones are dropped
+    // first; `config` then carries the followed branches.
+    let (config, held) = &control::for_pass(config, layout)?;
     let staged = staged::list(layout)?;
-    let plan = plan::choose(config, &st, &staged);
+    let plan = plan::choose_held(config, &st, held, &staged);
     let Some(choice) = plan.choice else {
         tracing::debug!("nothing to deploy");
         save(layout, &mut st, started)?;
         retention::prune(config, layout, &st, &staged);
         return Ok(exit_codes::OK);
     };
+    deploy(
+        config, layout, &mut st, &choice, retry, &staged, started, None,
+    )
+}
+
+/// What a deploy by hand (`switcher deploy`) adds to the shared path: who
+/// ran it, and what to do once it runs, before the state is written.
+pub struct ByHand<'a> {
+    /// `SUDO_USER`, else `USER`.
+    pub who: String,
+    /// Called when the switch succeeded, before the state write: the pin
+    /// is written before the state says it runs, so that a crash in
+    /// between leaves it pinned (on what ran before, after recovery) and
+    /// never running unpinned, which the next pass would replace.
+    pub on_deployed: &'a dyn Fn(&mut SwitcherState) -> anyhow::Result<()>,
+}
+
+impl std::fmt::Debug for ByHand<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByHand").field("who", &self.who).finish()
+    }
+}
+
+/// Takes `choice` into service: prepare, stop, flip, start, verify, going
+/// back on failure, then record, history and prune. A pass and `switcher
+/// deploy` share it; `retry` carries interrupted attempts (see journal).
+#[allow(clippy::too_many_arguments)]
+pub fn deploy(
+    config: &Config,
+    layout: &Layout,
+    st: &mut SwitcherState,
+    choice: &plan::Choice,
+    retry: Option<(String, u32)>,
+    staged: &[staged::Staged],
+    started: Instant,
+    by_hand: Option<&ByHand<'_>>,
+) -> anyhow::Result<u8> {
     let at = Utc::now();
     let name = &choice.staged.name;
     let artifact = name.file_name().to_string();
@@ -104,7 +144,7 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
     journal::save(layout, &j)?;
     let mut steps: Vec<(String, u64)> = Vec::new();
     let t = Instant::now();
-    let prepared = match release::prepare(config, layout, &st, &choice.staged, &choice.components) {
+    let prepared = match release::prepare(config, layout, st, &choice.staged, &choice.components) {
         Ok(prepared) => prepared,
         Err(e) => {
             // The machine's fault (a full disk...), found before anything
@@ -128,11 +168,11 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
     if let Err(failure) = prepared {
         tracing::error!("{artifact}: {failure}; nothing running was touched");
         fault::point("switcher:before-state-write");
-        record::mark_failed(&mut st, failure.to_failure(&artifact, Utc::now()), &from);
+        record::mark_failed(st, failure.to_failure(&artifact, Utc::now()), &from);
         entry.outcome = format!("{}-failed", failure.step);
         entry.reason = Some(failure.to_string());
-        finish(layout, &mut st, entry, steps, started)?;
-        retention::prune(config, layout, &st, &staged);
+        finish(layout, st, entry, steps, started, by_hand)?;
+        retention::prune(config, layout, st, staged);
         return Ok(exit_codes::DEPLOY_FAILED);
     }
     let t = Instant::now();
@@ -142,14 +182,17 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
     fault::point("switcher:before-state-write");
     let code = match outcome {
         Outcome::Done => {
-            record::deployed(&mut st, &to, Utc::now());
+            if let Some(h) = by_hand {
+                (h.on_deployed)(st)?;
+            }
+            record::deployed(st, &to, Utc::now());
             entry.outcome = "deployed".into();
             tracing::info!("{artifact} runs now ({})", choice.components.join(", "));
             exit_codes::OK
         }
         Outcome::RolledBack(failure) => {
             tracing::error!("{artifact}: {failure}; rolled back, the previous release runs again");
-            record::mark_failed(&mut st, failure.to_failure(&artifact, Utc::now()), &from);
+            record::mark_failed(st, failure.to_failure(&artifact, Utc::now()), &from);
             entry.outcome = "rolled-back".into();
             entry.reason = Some(failure.to_string());
             exit_codes::DEPLOY_FAILED
@@ -160,14 +203,14 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
             );
             let mut f = failure.to_failure(&artifact, Utc::now());
             f.rollback_failed = true;
-            record::mark_failed(&mut st, f, &from);
+            record::mark_failed(st, f, &from);
             entry.outcome = "rollback-failed".into();
             entry.reason = Some(format!("{failure}; going back failed: {why}"));
             exit_codes::ROLLBACK_FAILED
         }
     };
-    finish(layout, &mut st, entry, steps, started)?;
-    retention::prune(config, layout, &st, &staged);
+    finish(layout, st, entry, steps, started, by_hand)?;
+    retention::prune(config, layout, st, staged);
     Ok(code)
 }
 
@@ -180,11 +223,21 @@ fn finish(
     mut entry: HistoryEntry,
     steps: Vec<(String, u64)>,
     started: Instant,
+    by_hand: Option<&ByHand<'_>>,
 ) -> anyhow::Result<()> {
     save(layout, st, started)?;
     entry.steps = steps;
     entry.total_ms = ms(started);
-    history::append(layout, &entry)?;
+    match by_hand {
+        None => history::append(layout, &entry)?,
+        Some(h) => history::append_any(
+            layout,
+            &deploy_root::control::AttributedEntry {
+                entry,
+                who: h.who.clone(),
+            },
+        )?,
+    }
     journal::remove(layout)
 }
 

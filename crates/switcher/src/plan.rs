@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use deploy_root::state::{ArtifactInfo, SwitcherState};
 use deploy_root::Config;
 
+use crate::control::Held;
 use crate::staged::Staged;
 
 /// The artifact a pass takes into service.
@@ -46,6 +47,12 @@ pub fn key(info: &ArtifactInfo) -> (DateTime<Utc>, &str) {
 
 /// Chooses per the rule above. `staged` may be in any order.
 pub fn choose(config: &Config, state: &SwitcherState, staged: &[Staged]) -> Plan {
+    choose_held(config, state, &Held::default(), staged)
+}
+
+/// [`choose`], leaving the components `held` holds (pinned, frozen) on
+/// what runs.
+pub fn choose_held(config: &Config, state: &SwitcherState, held: &Held, staged: &[Staged]) -> Plan {
     let mut plan = Plan::default();
     let mut sorted: Vec<&Staged> = staged.iter().collect();
     sorted.sort_by(|a, b| b.name.cmp(&a.name));
@@ -114,6 +121,9 @@ pub fn choose(config: &Config, state: &SwitcherState, staged: &[Staged]) -> Plan
             ));
             continue;
         }
+        let Some(newer) = held.unheld(&file, newer, &mut plan) else {
+            continue;
+        };
         if !not_newer.is_empty() {
             let runs: Vec<String> = not_newer.into_iter().map(runs).collect();
             plan.partial = Some(format!(
