@@ -110,6 +110,7 @@ pub fn render(doc: &StatusDoc, stale_after: std::time::Duration) -> String {
     for (name, c) in &doc.components {
         component(&mut h, name, c, now);
     }
+    h.push_str(&super::control::html(doc));
     runs(&mut h, doc, now);
     waiting(&mut h, doc, now);
     quarantine(&mut h, doc, now);
@@ -185,6 +186,7 @@ fn sync_badge(state: SyncState, late: bool) -> String {
         SyncState::Switching => "info",
         SyncState::OutOfSync if late => "bad",
         SyncState::OutOfSync => "warn",
+        SyncState::Held => "info",
         SyncState::Failed => "bad",
         SyncState::Unknown => "mute",
     };

@@ -59,6 +59,8 @@ pub struct Inputs {
     pub quarantine_error: Option<String>,
     /// The probes, per component.
     pub probes: BTreeMap<String, Probe>,
+    /// state/control.json (the holds set by hand), or why it cannot be read.
+    pub control: Result<deploy_root::control::ControlState, String>,
 }
 
 impl Inputs {
@@ -82,6 +84,7 @@ impl Inputs {
             quarantined,
             quarantine_error,
             probes: probe_all(config),
+            control: deploy_root::control::load(layout).map_err(|e| format!("{e:#}")),
         }
     }
 }

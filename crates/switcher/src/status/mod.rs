@@ -16,7 +16,9 @@
 //! - [`rules`]: the seed's rules applied: the [`model::StatusDoc`].
 //! - [`model`]: the document; [`html`], [`text`], [`prom`]: its forms.
 //! - [`escape`], [`csp`]: untrusted text made inert, and the page's CSP.
+//! - [`control`]: the holds set by hand (pins, freeze, follow).
 
+pub mod control;
 pub mod csp;
 pub mod escape;
 pub mod html;
@@ -55,7 +57,7 @@ pub fn render_text(config: &Config, layout: &Layout) -> anyhow::Result<String> {
     Ok(text::render(&gather(config, layout, Utc::now())))
 }
 
-/// The status as the documented JSON (schema 1), for `switcher status --json`.
+/// The status as the documented JSON (schema 2), for `switcher status --json`.
 pub fn render_json(config: &Config, layout: &Layout) -> anyhow::Result<String> {
     json(&gather(config, layout, Utc::now()))
 }

@@ -4,7 +4,7 @@
 //!
 //! ```json
 //! {
-//!   "schema": 1,
+//!   "schema": 2,
 //!   "generated_at": "2026-11-26T23:50:12Z",
 //!   "components": {
 //!     "backend": {
@@ -19,7 +19,7 @@
 //!       "checked_at": "...",
 //!       "health_url": "http://..." | null,
 //!       "health": "healthy" | "unhealthy: ..." | null,
-//!       "sync": {"state": "in-sync" | "switching" | "out-of-sync" | "failed" | "unknown",
+//!       "sync": {"state": "in-sync" | "switching" | "out-of-sync" | "held" | "failed" | "unknown",
 //!                "since": "..." | null, "minutes": 12 | null, "reason": "..." | null},
 //!       "last_failure": {Failure} | null,
 //!       "problems": [{"rule": "down", "message": "..."}]
@@ -29,6 +29,7 @@
 //!   "switcher": {"last_run": ..., "last_pass_ms": ..., "failures_total": 0, "state_error": ...},
 //!   "waiting": [WaitingUpload], "quarantined": [{"name", "reason", "modified"}],
 //!   "history": [HistoryEntry, newest first],
+//!   "control": {"pins": {"backend": Pin}, "freeze": Hold | null, "follow": Follow | null, "state_error": ...},
 //!   "problems": [{"rule", "message"}]
 //! }
 //! ```
@@ -41,7 +42,7 @@ use deploy_root::time::serde_rfc3339;
 use serde::Serialize;
 
 /// The version of this document's shape; bumped on any incompatible change.
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
 
 /// The whole status, at one instant.
 #[derive(Clone, Debug, Serialize)]
@@ -63,6 +64,8 @@ pub struct StatusDoc {
     pub quarantined: Vec<Quarantined>,
     /// The last switcher passes (state/history.jsonl), newest first.
     pub history: Vec<HistoryEntry>,
+    /// The holds set by hand (state/control.json) in force now.
+    pub control: super::control::ControlView,
     /// Problems that concern no single component.
     pub problems: Vec<Problem>,
 }
@@ -141,6 +144,9 @@ pub enum SyncState {
     Switching,
     /// Last is not running yet.
     OutOfSync,
+    /// Last is not running because the component is pinned or the VM
+    /// frozen by hand (not a problem: someone asked for it).
+    Held,
     /// Last was tried and failed; something older runs instead.
     Failed,
     /// A state file cannot be read, so Last or Running is not known.
@@ -154,6 +160,7 @@ impl SyncState {
             SyncState::InSync => "in-sync",
             SyncState::Switching => "switching",
             SyncState::OutOfSync => "out-of-sync",
+            SyncState::Held => "held",
             SyncState::Failed => "failed",
             SyncState::Unknown => "unknown",
         }
@@ -165,6 +172,7 @@ impl SyncState {
             SyncState::InSync => "in sync",
             SyncState::Switching => "switching now",
             SyncState::OutOfSync => "out of sync",
+            SyncState::Held => "held",
             SyncState::Failed => "failed",
             SyncState::Unknown => "unknown",
         }

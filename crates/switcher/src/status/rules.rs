@@ -62,6 +62,8 @@ pub fn document(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> StatusD
                 reason: Some("a state file cannot be read (see the problems)".into()),
             }
         };
+        // Held by hand (pinned, frozen): waiting is what was asked for.
+        let sync = super::control::held_sync(name, sync, &inputs.control, now);
         let failed_last = last
             .as_ref()
             .and_then(|l| switcher.failed.get(&l.info.artifact));
@@ -147,6 +149,7 @@ pub fn document(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> StatusD
         waiting: collector.waiting.clone(),
         quarantined: inputs.quarantined.clone(),
         history: inputs.history.clone(),
+        control: super::control::view(&inputs.control, now),
         problems: global_problems(config, inputs, collector, switcher, now),
     }
 }

@@ -138,6 +138,7 @@ fn healthy_inputs() -> Inputs {
         quarantined: Vec::new(),
         quarantine_error: None,
         probes,
+        control: Ok(Default::default()),
     }
 }
 
@@ -504,7 +505,7 @@ fn json_has_the_documented_shape() {
     let mut i = healthy_inputs();
     collector_mut(&mut i).last.remove("frontend");
     let v: serde_json::Value = serde_json::from_str(&json(&doc(&i)).expect("json")).expect("parse");
-    assert_eq!(v["schema"], 1);
+    assert_eq!(v["schema"], 2);
     assert_eq!(v["generated_at"], "2026-11-27T10:00:00Z");
     let b = &v["components"]["backend"];
     for key in ["artifact", "kind", "version", "branch", "build_time"] {

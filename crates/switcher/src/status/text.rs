@@ -144,6 +144,7 @@ pub fn render(doc: &StatusDoc) -> String {
         }
     }
 
+    out.push_str(&super::control::text(doc));
     let _ = writeln!(
         out,
         "\nCollector last run: {}",

@@ -1,0 +1,203 @@
+//! Holds on the status page: pins, the freeze and the followed branches
+//! (state/control.json), in the JSON, the text and the page, and the sync
+//! state `held` that replaces "out of sync" while a component is held.
+//!
+//! A Last that does not run while its component is pinned or the VM is
+//! frozen is what someone asked for, not a problem: it is shown as held,
+//! with who, since when, until when and why. Holds whose `until` has
+//! passed are left out (the next pass drops them from the file).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+use deploy_root::control::{ControlState, Follow, Hold, Pin};
+use deploy_root::time::{age, human};
+use serde::Serialize;
+
+use super::escape::{html as esc, terminal};
+use super::model::{StatusDoc, Sync, SyncState};
+
+/// `control` in the JSON: the holds in force at `generated_at`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ControlView {
+    /// Pinned components, by name: `{reason, who, since, until, artifact}`.
+    pub pins: BTreeMap<String, Pin>,
+    /// The freeze, if any: `{reason, who, since, until}`.
+    pub freeze: Option<Hold>,
+    /// The followed branches, if set by hand: `{branches, reason, who,
+    /// since, until}` (`branches` empty: any branch).
+    pub follow: Option<Follow>,
+    /// Why state/control.json cannot be read, if it cannot.
+    pub state_error: Option<String>,
+}
+
+/// The holds in force at `now`.
+pub fn view(control: &Result<ControlState, String>, now: DateTime<Utc>) -> ControlView {
+    match control {
+        Ok(c) => ControlView {
+            pins: c
+                .pins
+                .iter()
+                .filter(|(_, p)| p.hold.active(now))
+                .map(|(k, p)| (k.clone(), p.clone()))
+                .collect(),
+            freeze: c.freeze.clone().filter(|f| f.active(now)),
+            follow: c.follow.clone().filter(|f| f.hold.active(now)),
+            state_error: None,
+        },
+        Err(e) => ControlView {
+            state_error: Some(e.clone()),
+            ..ControlView::default()
+        },
+    }
+}
+
+/// `sync` for a held component: out of sync becomes held (since the hold
+/// began); every other state stays what it is.
+pub fn held_sync(
+    component: &str,
+    sync: Sync,
+    control: &Result<ControlState, String>,
+    now: DateTime<Utc>,
+) -> Sync {
+    if sync.state != SyncState::OutOfSync {
+        return sync;
+    }
+    let Ok(control) = control else { return sync };
+    let hold = match control.freeze.as_ref().filter(|f| f.active(now)) {
+        Some(f) => f,
+        None => match control.pins.get(component).filter(|p| p.hold.active(now)) {
+            Some(p) => &p.hold,
+            None => return sync,
+        },
+    };
+    let Some(why) = control.held(component, now) else {
+        return sync;
+    };
+    Sync {
+        state: SyncState::Held,
+        since: Some(hold.since),
+        minutes: Some((now - hold.since).num_minutes().max(0)),
+        reason: Some(format!(
+            "{why}; Last waits until it is lifted (switcher unpin / unfreeze)"
+        )),
+    }
+}
+
+fn hold_text(h: &Hold, now: DateTime<Utc>, s: &dyn Fn(&str) -> String) -> String {
+    let mut out = format!(
+        "by {} since {} ({})",
+        s(&h.who),
+        human(h.since),
+        age(h.since, now)
+    );
+    match h.until {
+        Some(u) => {
+            let _ = write!(out, ", until {}", human(u));
+        }
+        None => out.push_str(", until lifted"),
+    }
+    if let Some(r) = &h.reason {
+        let _ = write!(out, ": {}", s(r));
+    }
+    out
+}
+
+fn branches(f: &Follow, s: &dyn Fn(&str) -> String) -> String {
+    if f.branches.is_empty() {
+        "any branch".to_string()
+    } else {
+        f.branches
+            .iter()
+            .map(|b| s(b))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The holds as text lines for `switcher status` (empty: nothing held).
+pub fn text(doc: &StatusDoc) -> String {
+    let now = doc.generated_at;
+    let c = &doc.control;
+    let s = |x: &str| terminal(x, true);
+    let mut out = String::new();
+    if let Some(f) = &c.freeze {
+        let _ = writeln!(
+            out,
+            "Frozen: no automatic deploys, {}",
+            hold_text(f, now, &s)
+        );
+    }
+    for (name, p) in &c.pins {
+        let _ = writeln!(
+            out,
+            "Pinned: {} on {}, {}",
+            s(name),
+            s(p.artifact.as_deref().unwrap_or("what runs")),
+            hold_text(&p.hold, now, &s)
+        );
+    }
+    if let Some(f) = &c.follow {
+        let _ = writeln!(
+            out,
+            "Following: {} (set by hand), {}",
+            branches(f, &s),
+            hold_text(&f.hold, now, &s)
+        );
+    }
+    if let Some(e) = &c.state_error {
+        let _ = writeln!(out, "Holds: state/control.json cannot be read: {}", s(e));
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!("\n{out}")
+    }
+}
+
+/// The holds as a section of the page (empty: nothing held).
+pub fn html(doc: &StatusDoc) -> String {
+    let now = doc.generated_at;
+    let c = &doc.control;
+    let s = |x: &str| esc(x);
+    let mut rows = String::new();
+    if let Some(f) = &c.freeze {
+        let _ = writeln!(
+            rows,
+            "<tr data-hold=\"freeze\"><td>frozen</td><td>every component</td><td>{}</td></tr>",
+            hold_text(f, now, &s)
+        );
+    }
+    for (name, p) in &c.pins {
+        let _ = writeln!(
+            rows,
+            "<tr data-hold=\"pin\" data-component=\"{n}\"><td>pinned</td><td>{n} on <code>{a}</code></td><td>{h}</td></tr>",
+            n = esc(name),
+            a = esc(p.artifact.as_deref().unwrap_or("what runs")),
+            h = hold_text(&p.hold, now, &s)
+        );
+    }
+    if let Some(f) = &c.follow {
+        let _ = writeln!(
+            rows,
+            "<tr data-hold=\"follow\"><td>following</td><td>{}</td><td>{}</td></tr>",
+            branches(f, &s),
+            hold_text(&f.hold, now, &s)
+        );
+    }
+    if let Some(e) = &c.state_error {
+        let _ = writeln!(
+            rows,
+            "<tr><td>unreadable</td><td>state/control.json</td><td>{}</td></tr>",
+            esc(e)
+        );
+    }
+    if rows.is_empty() {
+        return rows;
+    }
+    format!(
+        "<section class=\"card\" id=\"holds\"><h2>Held by hand</h2><div class=\"scroll\"><table>\n\
+         <tr><th>Hold</th><th>What</th><th>Who, since, until, why</th></tr>\n{rows}</table></div></section>\n"
+    )
+}
