@@ -31,6 +31,9 @@ mod exit_codes {
     pub const DEPLOY_FAILED: u8 = 4;
     /// `deliver --wait`: the artifact did not run before `--wait-timeout`.
     pub const WAIT_TIMED_OUT: u8 = 5;
+    /// `deliver --wait`: it will not deploy by itself: the VM is frozen or
+    /// a component it carries is pinned (`switcher freeze`, `switcher pin`).
+    pub const WAIT_HELD: u8 = 6;
 }
 
 /// Formats and parses artifact names: <kind>_<build time>_<version>_<branch>.<ext>
@@ -42,7 +45,8 @@ mod exit_codes {
 /// --wait); 1 the name or a part is not valid, or the build cannot be packed
 /// (the reason is on stderr); 2 the command line is wrong; 3 deliver: the
 /// upload failed on some target; 4 deliver --wait: the switcher marked the
-/// artifact failed; 5 deliver --wait: timed out.
+/// artifact failed; 5 deliver --wait: timed out; 6 deliver --wait: held
+/// on the VM (frozen, or a component pinned).
 #[derive(Debug, Parser)]
 #[command(name = "artifact-name", version, max_term_width = 100)]
 struct Cli {

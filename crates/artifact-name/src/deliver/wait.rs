@@ -1,10 +1,12 @@
 //! `--wait`: poll the VM's status page until the delivered artifact runs,
 //! the switcher gives up on it, or time runs out.
 //!
-//! The page is `deploy-status.json`, schema 1: per component
+//! The page is `deploy-status.json`, schema 1 or 2: per component
 //! `components.<c>.running.artifact` (what runs) and
 //! `components.<c>.last_failure.{artifact,step,reason}` (what failed and
-//! why). Only plain http is built in. A page that cannot be fetched or read
+//! why); from schema 2, `control.freeze` and `control.pins.<c>` (held by
+//! hand: the wait ends at once, since nothing will deploy it by itself).
+//! Only plain http is built in. A page that cannot be fetched or read
 //! is retried until the time-out (the VM may be rebooting); a page of
 //! another schema ends the wait at once, since it cannot be read correctly.
 
@@ -17,8 +19,9 @@ use super::progress::Progress;
 use super::Failure;
 use crate::exit_codes;
 
-/// The schema of deploy-status.json this reads.
-const SCHEMA: u64 = 1;
+/// The schemas of deploy-status.json this reads (2 adds `control`, the
+/// holds set by hand, and the sync state `held`).
+const SCHEMAS: [u64; 2] = [1, 2];
 
 /// The largest status document read (it is a few KiB).
 const MAX_BYTES: u64 = 4 << 20;
@@ -72,6 +75,9 @@ pub enum Verdict {
     },
     /// Not yet: what runs instead, in words.
     Pending(String),
+    /// It will not deploy by itself: the VM is frozen or a component it
+    /// carries is pinned (who, since, why, in words).
+    Held(String),
 }
 
 /// Reads a status document. `Err` for a page that is not a status document
@@ -81,17 +87,35 @@ pub fn judge(doc: &Value, spec: &Spec) -> Result<Verdict, Problem> {
         return Err(Problem::Unreadable("is not a JSON object".into()));
     };
     match obj.get("schema").and_then(Value::as_u64) {
-        Some(SCHEMA) => {}
+        Some(n) if SCHEMAS.contains(&n) => {}
         Some(other) => return Err(Problem::Schema(other.to_string())),
         None => {
             return Err(Problem::Unreadable(
-                "has no \"schema\": expected a deploy-status document of schema 1".into(),
+                "has no \"schema\": expected a deploy-status document of schema 1 or 2".into(),
             ))
         }
     }
     let components = obj.get("components").and_then(Value::as_object);
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
     let mut instead = Vec::new();
+    let mut held = Vec::new();
+    let control = obj.get("control");
+    let hold_words = |h: &Value| {
+        let mut w = format!("by {} since {}", text(h.get("who")), text(h.get("since")));
+        if let Some(u) = h.get("until").and_then(Value::as_str) {
+            w.push_str(&format!(" until {u}"));
+        }
+        if let Some(r) = h.get("reason").and_then(Value::as_str) {
+            w.push_str(&format!(": {r}"));
+        }
+        w
+    };
+    if let Some(f) = control
+        .and_then(|c| c.get("freeze"))
+        .filter(|f| f.is_object())
+    {
+        held.push(format!("the VM is frozen {}", hold_words(f)));
+    }
     for c in &spec.components {
         let state = components.and_then(|cs| cs.get(c));
         let failure = state.and_then(|s| s.get("last_failure"));
@@ -119,6 +143,15 @@ pub fn judge(doc: &Value, spec: &Spec) -> Result<Verdict, Problem> {
             .and_then(|s| s.get("running"))
             .and_then(|r| r.get("artifact"))
             .and_then(Value::as_str);
+        if let Some(p) = control
+            .and_then(|ctl| ctl.get("pins"))
+            .and_then(|p| p.get(c))
+            .filter(|p| p.is_object())
+        {
+            if running != Some(spec.artifact.as_str()) {
+                held.push(format!("{c} is pinned {}", hold_words(p)));
+            }
+        }
         let mut line = match (state, running) {
             (None, _) => format!("{c}: not on the status page"),
             (_, Some(a)) if a == spec.artifact => continue,
@@ -146,6 +179,8 @@ pub fn judge(doc: &Value, spec: &Spec) -> Result<Verdict, Problem> {
     }
     if instead.is_empty() {
         Ok(Verdict::Running)
+    } else if !held.is_empty() {
+        Ok(Verdict::Held(held.join("; ")))
     } else {
         Ok(Verdict::Pending(instead.join(", ")))
     }
@@ -198,9 +233,19 @@ pub fn wait(urls: &[String], spec: &Spec, progress: &Progress) -> anyhow::Result
                     )
                     .into());
                 }
+                Ok(Verdict::Held(why)) => {
+                    return Err(Failure::new(
+                        exit_codes::WAIT_HELD,
+                        anyhow!(
+                            "{url}: {} will not deploy by itself: {why} (switcher unpin / unfreeze on the VM lifts it)",
+                            spec.artifact
+                        ),
+                    )
+                    .into());
+                }
                 Ok(Verdict::Pending(instead)) => instead,
                 Err(Problem::Schema(found)) => {
-                    bail!("{url}: the status document has schema {found}: expected schema {SCHEMA}")
+                    bail!("{url}: the status document has schema {found}: expected schema 1 or 2")
                 }
                 Err(Problem::Unreadable(why)) => why,
             };
@@ -315,9 +360,23 @@ mod tests {
             })
         );
         assert!(matches!(
-            judge(&json!({"schema": 2}), &spec()),
+            judge(&json!({"schema": 3}), &spec()),
             Err(Problem::Schema(_))
         ));
+        let hold = json!({"who": "alice", "since": "2026-11-30T09:00:00Z", "until": null, "reason": "demo"});
+        let doc = json!({"schema": 2, "components": {"backend": run("old"), "frontend": run("old")},
+            "control": {"pins": {"backend": hold}, "freeze": null, "follow": null}});
+        assert_eq!(
+            judge(&doc, &spec()),
+            Ok(Verdict::Held(
+                "backend is pinned by alice since 2026-11-30T09:00:00Z: demo".into()
+            ))
+        );
+        let doc = json!({"schema": 2, "components": {"backend": run("old"), "frontend": run("old")},
+            "control": {"pins": {}, "freeze": hold, "follow": null}});
+        assert!(
+            matches!(judge(&doc, &spec()), Ok(Verdict::Held(w)) if w.starts_with("the VM is frozen by alice"))
+        );
         assert!(matches!(
             judge(&json!([1]), &spec()),
             Err(Problem::Unreadable(_))

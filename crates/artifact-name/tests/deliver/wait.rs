@@ -136,12 +136,37 @@ fn times_out_saying_what_runs_instead() {
         "{r}"
     );
     // Another schema is not guessed at.
-    let (url, _) = serve(vec![json!({"schema": 2, "components": {}})]);
+    let (url, _) = serve(vec![json!({"schema": 3, "components": {}})]);
     deliver_wait(dir.path(), &url, "5s")
         .code_is(1)
-        .stderr_has("schema 2");
+        .stderr_has("schema 3");
     // Only plain http is built in; https is refused before packing.
     deliver_wait(dir.path(), "https://vm1/", "5s")
         .code_is(1)
         .stderr_has("expected an http:// URL");
+}
+
+#[test]
+fn ends_at_once_with_exit_6_when_the_vm_is_frozen_or_a_component_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = "full_20261125T000000Z_1.4.1_master.tar.zst";
+    let hold = json!({"reason": "release review", "who": "alice",
+        "since": "2026-11-26T23:00:00Z", "until": null});
+    let mut frozen = running(old, old);
+    frozen["schema"] = json!(2);
+    frozen["control"] = json!({"pins": {}, "freeze": hold, "follow": null});
+    let started = std::time::Instant::now();
+    let (url, _) = serve(vec![frozen]);
+    deliver_wait(dir.path(), &url, "60s")
+        .code_is(6)
+        .stderr_has("the VM is frozen by alice since 2026-11-26T23:00:00Z: release review");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let mut pinned = running(NAME, old);
+    pinned["schema"] = json!(2);
+    pinned["control"] = json!({"pins": {"frontend": hold, "backend": hold}, "freeze": null});
+    let (url, _) = serve(vec![pinned]);
+    let r = deliver_wait(dir.path(), &url, "60s");
+    r.code_is(6).stderr_has("frontend is pinned by alice");
+    // The backend runs it already: its pin is no reason.
+    assert!(!r.stderr().contains("backend is pinned"), "{r}");
 }
