@@ -6,6 +6,7 @@
 
 mod check;
 mod common;
+mod control;
 mod deploy;
 mod dry_run;
 mod failures;
