@@ -387,6 +387,19 @@ fn check_state(layout: &Layout, report: &mut Report) {
             ),
         ),
     }
+    // Passes refuse to guess that nothing is held: an unreadable
+    // control.json stops them, so it is a problem here too.
+    let control = deploy_root::control::path(layout);
+    match deploy_root::control::load(layout) {
+        Ok(_) => report.ok(format!("state file {} reads", control.display())),
+        Err(e) => report.problem(
+            format!("{e:#}"),
+            format!(
+                "move {} aside (its pins, freeze and follow are then lifted; set them again with switcher pin/freeze/follow)",
+                control.display()
+            ),
+        ),
+    }
 }
 
 fn user_name(uid: u32) -> String {

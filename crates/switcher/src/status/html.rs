@@ -370,7 +370,7 @@ fn history(h: &mut String, doc: &StatusDoc, now: DateTime<Utc>) {
     }
     h.push_str("<div class=\"scroll\"><table>\n<tr><th>When</th><th>Action</th><th>Artifact</th><th>Outcome</th><th>Took</th></tr>\n");
     for e in &doc.history {
-        let class = if e.outcome == "deployed" || e.outcome == "recovered" {
+        let class = if e.outcome == "deployed" || e.outcome == "recovered" || e.outcome == "done" {
             "ok"
         } else {
             "bad"
