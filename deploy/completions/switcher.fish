@@ -38,6 +38,13 @@ complete -c switcher -n "__fish_switcher_needs_command" -f -a "rollback" -d 'Go 
 complete -c switcher -n "__fish_switcher_needs_command" -f -a "releases" -d 'List the releases on disk per component, marking the running, the previous and failed ones'
 complete -c switcher -n "__fish_switcher_needs_command" -f -a "status" -d 'Print the status page\'s facts: Last, Running, Status per component'
 complete -c switcher -n "__fish_switcher_needs_command" -f -a "check" -d 'Check the config and the machine before the first deploy: folders, owners and modes, the drop folder\'s group, ports, whether each command resolves, the nginx site, the state files'
+complete -c switcher -n "__fish_switcher_needs_command" -f -a "deploy" -d 'Deploy exactly this staged artifact now, and pin what it deployed'
+complete -c switcher -n "__fish_switcher_needs_command" -f -a "pin" -d 'Keep components on what runs: automatic passes leave them alone'
+complete -c switcher -n "__fish_switcher_needs_command" -f -a "unpin" -d 'Lift pins: automatic passes deploy these components again'
+complete -c switcher -n "__fish_switcher_needs_command" -f -a "freeze" -d 'No automatic deploys for any component (the collector keeps collecting)'
+complete -c switcher -n "__fish_switcher_needs_command" -f -a "unfreeze" -d 'Lift the freeze'
+complete -c switcher -n "__fish_switcher_needs_command" -f -a "retry" -d 'Clear an artifact\'s failure mark, so that the next pass may try it again'
+complete -c switcher -n "__fish_switcher_needs_command" -f -a "follow" -d 'Which branches automatic passes deploy, from now on (overrides `switcher.branches` until `--default`)'
 complete -c switcher -n "__fish_switcher_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c switcher -n "__fish_switcher_using_subcommand rollback" -l config -d 'The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml]' -r -F
 complete -c switcher -n "__fish_switcher_using_subcommand rollback" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
@@ -58,8 +65,60 @@ complete -c switcher -n "__fish_switcher_using_subcommand check" -l config -d 'T
 complete -c switcher -n "__fish_switcher_using_subcommand check" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
 complete -c switcher -n "__fish_switcher_using_subcommand check" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
 complete -c switcher -n "__fish_switcher_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c switcher -n "__fish_switcher_using_subcommand help; and not __fish_seen_subcommand_from rollback releases status check help" -f -a "rollback" -d 'Go back to the previous good release (stop, flip, start, verify)'
-complete -c switcher -n "__fish_switcher_using_subcommand help; and not __fish_seen_subcommand_from rollback releases status check help" -f -a "releases" -d 'List the releases on disk per component, marking the running, the previous and failed ones'
-complete -c switcher -n "__fish_switcher_using_subcommand help; and not __fish_seen_subcommand_from rollback releases status check help" -f -a "status" -d 'Print the status page\'s facts: Last, Running, Status per component'
-complete -c switcher -n "__fish_switcher_using_subcommand help; and not __fish_seen_subcommand_from rollback releases status check help" -f -a "check" -d 'Check the config and the machine before the first deploy: folders, owners and modes, the drop folder\'s group, ports, whether each command resolves, the nginx site, the state files'
-complete -c switcher -n "__fish_switcher_using_subcommand help; and not __fish_seen_subcommand_from rollback releases status check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c switcher -n "__fish_switcher_using_subcommand deploy" -l component -d 'Only this component of the artifact (repeatable) [default: all it carries]' -r
+complete -c switcher -n "__fish_switcher_using_subcommand deploy" -l reason -d 'Why, recorded with the pin' -r
+complete -c switcher -n "__fish_switcher_using_subcommand deploy" -l config -d 'The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml]' -r -F
+complete -c switcher -n "__fish_switcher_using_subcommand deploy" -l dry-run -d 'Say what it would do; change nothing'
+complete -c switcher -n "__fish_switcher_using_subcommand deploy" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
+complete -c switcher -n "__fish_switcher_using_subcommand deploy" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
+complete -c switcher -n "__fish_switcher_using_subcommand deploy" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c switcher -n "__fish_switcher_using_subcommand pin" -l reason -d 'Why, shown on the status page' -r
+complete -c switcher -n "__fish_switcher_using_subcommand pin" -l until -d 'Lapse by itself at this time (RFC 3339 with a zone) or after this long ("8h", "30m")' -r
+complete -c switcher -n "__fish_switcher_using_subcommand pin" -l config -d 'The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml]' -r -F
+complete -c switcher -n "__fish_switcher_using_subcommand pin" -l dry-run -d 'Say what it would do; change nothing'
+complete -c switcher -n "__fish_switcher_using_subcommand pin" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
+complete -c switcher -n "__fish_switcher_using_subcommand pin" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
+complete -c switcher -n "__fish_switcher_using_subcommand pin" -s h -l help -d 'Print help'
+complete -c switcher -n "__fish_switcher_using_subcommand unpin" -l config -d 'The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml]' -r -F
+complete -c switcher -n "__fish_switcher_using_subcommand unpin" -l dry-run -d 'Say what it would do; change nothing'
+complete -c switcher -n "__fish_switcher_using_subcommand unpin" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
+complete -c switcher -n "__fish_switcher_using_subcommand unpin" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
+complete -c switcher -n "__fish_switcher_using_subcommand unpin" -s h -l help -d 'Print help'
+complete -c switcher -n "__fish_switcher_using_subcommand freeze" -l reason -d 'Why, shown on the status page' -r
+complete -c switcher -n "__fish_switcher_using_subcommand freeze" -l until -d 'Lapse by itself at this time (RFC 3339 with a zone) or after this long ("8h", "30m")' -r
+complete -c switcher -n "__fish_switcher_using_subcommand freeze" -l config -d 'The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml]' -r -F
+complete -c switcher -n "__fish_switcher_using_subcommand freeze" -l dry-run -d 'Say what it would do; change nothing'
+complete -c switcher -n "__fish_switcher_using_subcommand freeze" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
+complete -c switcher -n "__fish_switcher_using_subcommand freeze" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
+complete -c switcher -n "__fish_switcher_using_subcommand freeze" -s h -l help -d 'Print help'
+complete -c switcher -n "__fish_switcher_using_subcommand unfreeze" -l config -d 'The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml]' -r -F
+complete -c switcher -n "__fish_switcher_using_subcommand unfreeze" -l dry-run -d 'Say what it would do; change nothing'
+complete -c switcher -n "__fish_switcher_using_subcommand unfreeze" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
+complete -c switcher -n "__fish_switcher_using_subcommand unfreeze" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
+complete -c switcher -n "__fish_switcher_using_subcommand unfreeze" -s h -l help -d 'Print help'
+complete -c switcher -n "__fish_switcher_using_subcommand retry" -l config -d 'The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml]' -r -F
+complete -c switcher -n "__fish_switcher_using_subcommand retry" -l dry-run -d 'Say what it would do; change nothing'
+complete -c switcher -n "__fish_switcher_using_subcommand retry" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
+complete -c switcher -n "__fish_switcher_using_subcommand retry" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
+complete -c switcher -n "__fish_switcher_using_subcommand retry" -s h -l help -d 'Print help'
+complete -c switcher -n "__fish_switcher_using_subcommand follow" -l reason -d 'Why, shown on the status page' -r
+complete -c switcher -n "__fish_switcher_using_subcommand follow" -l until -d 'Go back to the config\'s branches by itself at this time (RFC 3339 with a zone) or after this long ("8h")' -r
+complete -c switcher -n "__fish_switcher_using_subcommand follow" -l config -d 'The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml]' -r -F
+complete -c switcher -n "__fish_switcher_using_subcommand follow" -l any -d 'Any branch'
+complete -c switcher -n "__fish_switcher_using_subcommand follow" -l default -d 'Back to the config\'s `switcher.branches`'
+complete -c switcher -n "__fish_switcher_using_subcommand follow" -l dry-run -d 'Say what it would do; change nothing'
+complete -c switcher -n "__fish_switcher_using_subcommand follow" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
+complete -c switcher -n "__fish_switcher_using_subcommand follow" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
+complete -c switcher -n "__fish_switcher_using_subcommand follow" -s h -l help -d 'Print help'
+complete -c switcher -n "__fish_switcher_using_subcommand help; and not __fish_seen_subcommand_from rollback releases status check deploy pin unpin freeze unfreeze retry follow help" -f -a "rollback" -d 'Go back to the previous good release (stop, flip, start, verify)'
+complete -c switcher -n "__fish_switcher_using_subcommand help; and not __fish_seen_subcommand_from rollback releases status check deploy pin unpin freeze unfreeze retry follow help" -f -a "releases" -d 'List the releases on disk per component, marking the running, the previous and failed ones'
+complete -c switcher -n "__fish_switcher_using_subcommand help; and not __fish_seen_subcommand_from rollback releases status check deploy pin unpin freeze unfreeze retry follow help" -f -a "status" -d 'Print the status page\'s facts: Last, Running, Status per component'
+complete -c switcher -n "__fish_switcher_using_subcommand help; and not __fish_seen_subcommand_from rollback releases status check deploy pin unpin freeze unfreeze retry follow help" -f -a "check" -d 'Check the config and the machine before the first deploy: folders, owners and modes, the drop folder\'s group, ports, whether each command resolves, the nginx site, the state files'
+complete -c switcher -n "__fish_switcher_using_subcommand help; and not __fish_seen_subcommand_from rollback releases status check deploy pin unpin freeze unfreeze retry follow help" -f -a "deploy" -d 'Deploy exactly this staged artifact now, and pin what it deployed'
+complete -c switcher -n "__fish_switcher_using_subcommand help; and not __fish_seen_subcommand_from rollback releases status check deploy pin unpin freeze unfreeze retry follow help" -f -a "pin" -d 'Keep components on what runs: automatic passes leave them alone'
+complete -c switcher -n "__fish_switcher_using_subcommand help; and not __fish_seen_subcommand_from rollback releases status check deploy pin unpin freeze unfreeze retry follow help" -f -a "unpin" -d 'Lift pins: automatic passes deploy these components again'
+complete -c switcher -n "__fish_switcher_using_subcommand help; and not __fish_seen_subcommand_from rollback releases status check deploy pin unpin freeze unfreeze retry follow help" -f -a "freeze" -d 'No automatic deploys for any component (the collector keeps collecting)'
+complete -c switcher -n "__fish_switcher_using_subcommand help; and not __fish_seen_subcommand_from rollback releases status check deploy pin unpin freeze unfreeze retry follow help" -f -a "unfreeze" -d 'Lift the freeze'
+complete -c switcher -n "__fish_switcher_using_subcommand help; and not __fish_seen_subcommand_from rollback releases status check deploy pin unpin freeze unfreeze retry follow help" -f -a "retry" -d 'Clear an artifact\'s failure mark, so that the next pass may try it again'
+complete -c switcher -n "__fish_switcher_using_subcommand help; and not __fish_seen_subcommand_from rollback releases status check deploy pin unpin freeze unfreeze retry follow help" -f -a "follow" -d 'Which branches automatic passes deploy, from now on (overrides `switcher.branches` until `--default`)'
+complete -c switcher -n "__fish_switcher_using_subcommand help; and not __fish_seen_subcommand_from rollback releases status check deploy pin unpin freeze unfreeze retry follow help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
