@@ -55,7 +55,7 @@ complete -c switcher -n "__fish_switcher_using_subcommand releases" -s v -l verb
 complete -c switcher -n "__fish_switcher_using_subcommand releases" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
 complete -c switcher -n "__fish_switcher_using_subcommand releases" -s h -l help -d 'Print help'
 complete -c switcher -n "__fish_switcher_using_subcommand status" -l config -d 'The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml]' -r -F
-complete -c switcher -n "__fish_switcher_using_subcommand status" -l json -d 'Print the documented JSON (schema 1) instead of a table'
+complete -c switcher -n "__fish_switcher_using_subcommand status" -l json -d 'Print the documented JSON (schema 2) instead of a table'
 complete -c switcher -n "__fish_switcher_using_subcommand status" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
 complete -c switcher -n "__fish_switcher_using_subcommand status" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
 complete -c switcher -n "__fish_switcher_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'

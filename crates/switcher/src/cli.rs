@@ -60,7 +60,7 @@ pub enum Command {
     ///
     /// Probes the ports now; changes nothing.
     Status {
-        /// Print the documented JSON (schema 1) instead of a table.
+        /// Print the documented JSON (schema 2) instead of a table.
         #[arg(long)]
         json: bool,
     },

@@ -53,6 +53,20 @@ pub fn view(control: &Result<ControlState, String>, now: DateTime<Utc>) -> Contr
     }
 }
 
+/// `config` with the branches a pass follows at `now` (`switcher follow`),
+/// so that the page's reasons name the branches really deployed.
+pub fn followed(
+    config: &deploy_root::Config,
+    control: &Result<ControlState, String>,
+    now: DateTime<Utc>,
+) -> deploy_root::Config {
+    let mut config = config.clone();
+    if let Ok(c) = control {
+        config.switcher.branches = c.branches(&config.switcher.branches, now).to_vec();
+    }
+    config
+}
+
 /// `sync` for a held component: out of sync becomes held (since the hold
 /// began); every other state stays what it is.
 pub fn held_sync(

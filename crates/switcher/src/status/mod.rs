@@ -64,7 +64,10 @@ pub fn render_json(config: &Config, layout: &Layout) -> anyhow::Result<String> {
 
 /// Reads everything and applies the rules as of `now` (the probes run now).
 pub fn gather(config: &Config, layout: &Layout, now: DateTime<Utc>) -> StatusDoc {
-    rules::document(config, &Inputs::read(config, layout), now)
+    let inputs = Inputs::read(config, layout);
+    // The branches `switcher follow` set, as a pass sees them.
+    let config = &control::followed(config, &inputs.control, now);
+    rules::document(config, &inputs, now)
 }
 
 /// The JSON text of `doc`: pretty, newline-ended.
