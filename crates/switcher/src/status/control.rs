@@ -215,3 +215,69 @@ pub fn html(doc: &StatusDoc) -> String {
          <tr><th>Hold</th><th>What</th><th>Who, since, until, why</th></tr>\n{rows}</table></div></section>\n"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use deploy_root::control::Pin;
+
+    use super::*;
+
+    fn out_of_sync(now: DateTime<Utc>) -> Sync {
+        Sync {
+            state: SyncState::OutOfSync,
+            since: Some(now - Duration::hours(2)),
+            minutes: Some(120),
+            reason: None,
+        }
+    }
+
+    fn hold(now: DateTime<Utc>, until: Option<DateTime<Utc>>) -> Hold {
+        Hold {
+            reason: Some("demo".into()),
+            who: "alice".into(),
+            since: now - Duration::minutes(30),
+            until,
+        }
+    }
+
+    #[test]
+    fn out_of_sync_while_pinned_or_frozen_is_held_and_only_then() {
+        let now = Utc::now();
+        let mut c = ControlState::default();
+        c.pins.insert(
+            "backend".into(),
+            Pin {
+                hold: hold(now, None),
+                artifact: None,
+            },
+        );
+        let ok = Ok(c.clone());
+        let s = held_sync("backend", out_of_sync(now), &ok, now);
+        assert_eq!(s.state, SyncState::Held);
+        assert_eq!(s.minutes, Some(30));
+        assert!(s.reason.unwrap_or_default().contains("pinned by alice"));
+        assert_eq!(
+            held_sync("frontend", out_of_sync(now), &ok, now).state,
+            SyncState::OutOfSync
+        );
+        // Failed stays failed: a hold does not hide a failure.
+        let failed = Sync {
+            state: SyncState::Failed,
+            ..out_of_sync(now)
+        };
+        assert_eq!(
+            held_sync("backend", failed, &ok, now).state,
+            SyncState::Failed
+        );
+        // A lapsed freeze holds nothing and is not shown.
+        c.pins.clear();
+        c.freeze = Some(hold(now, Some(now - Duration::seconds(1))));
+        let ok = Ok(c);
+        assert_eq!(
+            held_sync("frontend", out_of_sync(now), &ok, now).state,
+            SyncState::OutOfSync
+        );
+        assert_eq!(view(&ok, now), ControlView::default());
+    }
+}
