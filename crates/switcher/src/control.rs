@@ -145,9 +145,20 @@ impl Until {
     }
 }
 
+/// The farthest `--until` accepted: control.json must stay readable as
+/// RFC 3339 (four-digit years), and a hold longer than this is a typo.
+const MAX_SPAN: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+
 fn parse_until(s: &str) -> Result<Until, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(Until::At(t.with_timezone(&Utc)));
+        let t = t.with_timezone(&Utc);
+        if t > Utc::now() + chrono::Duration::days(100 * 365) {
+            return Err("at most 100 years from now".into());
+        }
+        return Ok(Until::At(t));
+    }
+    if humantime::parse_duration(s).is_ok_and(|d| d > MAX_SPAN) {
+        return Err("at most 100 years".into());
     }
     humantime::parse_duration(s).map(Until::In).map_err(|e| {
         format!(

@@ -321,6 +321,9 @@ fn holds_with_until_lapse_by_themselves() {
     switcher(&sb, &["pin", "--until", "tomorrow"])
         .code_is(2)
         .stderr_has("RFC 3339");
+    switcher(&sb, &["freeze", "--until", "1000000years"])
+        .code_is(2)
+        .stderr_has("at most 100 years");
 }
 
 #[test]
