@@ -251,7 +251,7 @@ fn a_killed_upload_leaves_nothing_the_collector_takes_and_the_next_one_goes_thro
 }
 
 #[test]
-fn an_unreachable_or_unknown_host_fails_with_exit_3_naming_the_target() {
+fn an_unreachable_or_unknown_host_fails_with_exit_6_naming_the_target() {
     let sandbox = Sandbox::new();
     let sshd = Sshd::start();
     let from = build(&sandbox, "1.4.2");
@@ -271,18 +271,18 @@ fn an_unreachable_or_unknown_host_fails_with_exit_3_naming_the_target() {
     let mut args = deliver_args(&sandbox, &sshd, &from, "full", "2026-11-26T23:50:12Z");
     set(&mut args, "--known-hosts", &wrong.display().to_string());
     let run = sandbox.run_cmd(&mut command(&sshd, &args));
-    expect(&run, 3, &sshd);
+    expect(&run, 6, &sshd);
     run.stderr_has(&sshd.target(&sandbox.drop_dir()))
         .stderr_has("Host key verification failed");
     assert_eq!(sandbox.names("drop"), Vec::<String>::new(), "{run}");
 
-    // Nothing listens: one retry after a pause, then exit 3.
+    // Nothing listens: one retry after a pause, then exit 6.
     let closed = cutover_tests::net::free_port();
     let mut args = deliver_args(&sandbox, &sshd, &from, "full", "2026-11-26T23:50:12Z");
     set(&mut args, "--retries", "1");
     set(&mut args, "--port", &closed.to_string());
     let run = sandbox.run_cmd(&mut command(&sshd, &args));
-    expect(&run, 3, &sshd);
+    expect(&run, 6, &sshd);
     run.stderr_has("attempt 1 of 2")
         .stderr_has("failed after 2 attempt(s)")
         .stderr_has("Connection refused");
@@ -379,14 +379,14 @@ fn every_target_gets_the_upload_and_one_bad_target_fails_the_run() {
     assert_eq!(sandbox.names("drop"), want, "{run}");
     assert_eq!(sandbox.names("../drop2"), want, "{run}");
 
-    // A drop folder that does not exist: that target fails (exit 3, named),
+    // A drop folder that does not exist: that target fails (exit 6, named),
     // the other one is still delivered.
     fs::remove_dir_all(&second).unwrap();
     for n in &want {
         fs::remove_file(sandbox.drop_dir().join(n)).unwrap();
     }
     let run = sandbox.run_cmd(&mut command(&sshd, &args));
-    expect(&run, 3, &sshd);
+    expect(&run, 6, &sshd);
     run.stderr_has(&format!("upload to {} failed", sshd.target(&second)))
         .stderr_has("1 of 2 upload(s) failed");
     assert_eq!(sandbox.names("drop"), want, "{run}");

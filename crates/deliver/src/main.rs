@@ -10,39 +10,25 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use artifact_name::{ArtifactName, Ext};
+use artifact_name::{exit_codes, ArtifactName, Ext};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
 mod deliver;
-
-/// Exit codes, as documented in `--help`.
-mod exit_codes {
-    /// The command did what it was asked.
-    pub const OK: u8 = 0;
-    /// The input is not valid (a name or a part outside the contract), or
-    /// `deliver` could not pack the build.
-    pub const INVALID: u8 = 1;
-    /// The command line itself is wrong (clap's own code).
-    pub const USAGE: u8 = 2;
-    /// `deliver`: the upload failed on at least one target.
-    pub const UPLOAD_FAILED: u8 = 3;
-    /// `deliver --wait`: the switcher marked the delivered artifact failed.
-    pub const DEPLOY_FAILED: u8 = 4;
-    /// `deliver --wait`: the artifact did not run before `--wait-timeout`.
-    pub const WAIT_TIMED_OUT: u8 = 5;
-}
 
 /// Formats and parses artifact names: <kind>_<build time>_<version>_<branch>.<ext>
 ///
 /// The build time is UTC in ISO 8601 basic form (20261126T235012Z); the
 /// branch is the git branch with every '/' written as '~'.
 ///
-/// Exit codes: 0 done (deliver: uploaded everywhere, and running with
-/// --wait); 1 the name or a part is not valid, or the build cannot be packed
-/// (the reason is on stderr); 2 the command line is wrong; 3 deliver: the
-/// upload failed on some target; 4 deliver --wait: the switcher marked the
-/// artifact failed; 5 deliver --wait: timed out.
+/// Exit codes (one table for collector, switcher and artifact-name, see the
+/// README): 0 done (deliver: uploaded everywhere, and running with --wait);
+/// 1 the name or a part is not valid, or the build cannot be packed (the
+/// reason is on stderr); 2 the command line is wrong; 3 deliver --wait: the
+/// switcher marked the artifact failed (the deploy failed); 6 deliver: the
+/// upload failed on some target; 7 deliver --wait: timed out; 130, 143
+/// deliver: cancelled by SIGINT, SIGTERM (the upload was stopped and its
+/// temporary files removed).
 #[derive(Debug, Parser)]
 #[command(name = "artifact-name", version, max_term_width = 100)]
 struct Cli {
@@ -88,9 +74,9 @@ enum Command {
     /// the VMs' drop folders over ssh, and optionally waits until it runs.
     ///
     /// Prints the artifact's file name on stdout; progress goes to stderr.
-    /// Exit codes: 0 delivered (and running, with --wait); 1 invalid input or
-    /// packing error; 2 usage; 3 the upload failed on some target; 4 --wait:
-    /// the switcher marked it failed; 5 --wait: timed out.
+    /// Exit codes: 0 delivered (and running, with --wait); 1 invalid input or packing error; 2 usage; 3 --wait: the
+    /// switcher marked it failed; 6 the upload failed on some target; 7
+    /// --wait: timed out; 130, 143 cancelled by SIGINT, SIGTERM.
     Deliver(Box<deliver::DeliverArgs>),
 }
 

@@ -26,7 +26,7 @@ use anyhow::Context;
 use artifact_name::{ArtifactName, Ext};
 use chrono::{DateTime, Utc};
 
-use crate::exit_codes;
+use artifact_name::exit_codes;
 use progress::Progress;
 
 /// `deliver`'s options.
@@ -123,7 +123,7 @@ impl std::error::Error for Failure {}
 /// The exit code for an error: a [`Failure`]'s own, else "invalid".
 pub fn exit_code_of(err: &anyhow::Error) -> u8 {
     err.downcast_ref::<Failure>()
-        .map_or(exit_codes::INVALID, |f| f.code)
+        .map_or(exit_codes::ERROR, |f| f.code)
 }
 
 /// Runs `deliver`; prints the artifact's file name on `stdout` as soon as

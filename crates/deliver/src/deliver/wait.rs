@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::progress::Progress;
 use super::Failure;
-use crate::exit_codes;
+use artifact_name::exit_codes;
 
 /// The schema of deploy-status.json this reads.
 const SCHEMA: u64 = 1;

@@ -115,7 +115,7 @@ fn fails_with_the_recorded_reason_when_the_switcher_marks_it_failed() {
     });
     let (url, _) = serve(vec![running(old, old), doc]);
     deliver_wait(dir.path(), &url, "30s")
-        .code_is(4)
+        .code_is(3)
         .stderr_has("start command exited with 3: port 8080 in use (exit code 3)")
         .stderr_has("\"start\"")
         .stderr_has(NAME);
@@ -128,7 +128,7 @@ fn times_out_saying_what_runs_instead() {
     let (url, _) = serve(vec![running(NAME, old)]);
     let started = std::time::Instant::now();
     let r = deliver_wait(dir.path(), &url, "1s");
-    r.code_is(5)
+    r.code_is(7)
         .stderr_has(&format!("frontend runs {old}"))
         .stderr_has("within 1s");
     assert!(
