@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use artifact_name::{exit_codes, ArtifactName, Ext};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use clap::{Parser, Subcommand};
 
 mod deliver;
@@ -58,7 +58,7 @@ enum Command {
         #[arg(long)]
         branch: String,
         /// The build time, RFC 3339 (converted to UTC); defaults to now.
-        #[arg(long, value_name = "RFC3339")]
+        #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
         time: Option<DateTime<Utc>>,
         /// The archive format: tar.gz, tgz, tar.zst or tar.
         #[arg(long, default_value = "tar.zst", value_parser = parse_ext)]
@@ -78,6 +78,24 @@ enum Command {
     /// switcher marked it failed; 6 the upload failed on some target; 7
     /// --wait: timed out; 130, 143 cancelled by SIGINT, SIGTERM.
     Deliver(Box<deliver::DeliverArgs>),
+}
+
+/// `--time`: RFC 3339, converted to UTC. A time without a zone would be
+/// ambiguous (the runner's zone? UTC?), so it is refused, saying so
+/// (chrono's own words, "premature end of input", do not).
+pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    let expected =
+        "expected RFC 3339 with a zone, like 2026-11-30T01:02:03Z or 2026-11-30T02:02:03+01:00";
+    match s.parse::<DateTime<Utc>>() {
+        Ok(time) => Ok(time),
+        Err(_) if s.parse::<NaiveDateTime>().is_ok() => Err(format!(
+            "{s:?} has no zone: {expected} (a `Z` for UTC, or the offset)"
+        )),
+        Err(_) if s.parse::<NaiveDate>().is_ok() => Err(format!(
+            "{s:?} is a date without a time and a zone: {expected}"
+        )),
+        Err(err) => Err(format!("{s:?} is not a time: {expected} ({err})")),
+    }
 }
 
 fn parse_ext(s: &str) -> Result<Ext, String> {

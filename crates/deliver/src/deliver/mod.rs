@@ -55,7 +55,7 @@ pub struct DeliverArgs {
     #[arg(long)]
     branch: Option<String>,
     /// The build time, RFC 3339 (converted to UTC); defaults to now.
-    #[arg(long, value_name = "RFC3339")]
+    #[arg(long, value_name = "RFC3339", value_parser = crate::parse_time)]
     time: Option<DateTime<Utc>>,
     /// Packs tar.gz instead of tar.zst.
     #[arg(long)]

@@ -107,3 +107,49 @@ fn binary_parses_to_json() {
     assert_eq!(json["branch"], "feature/search_v2");
     assert_eq!(json["ext"], "tar.zst");
 }
+
+#[test]
+fn a_time_without_a_zone_is_refused_saying_a_zone_is_needed() {
+    let format = |time: &str| {
+        run(bin().args([
+            "format",
+            "--kind",
+            "full",
+            "--version",
+            "1",
+            "--branch",
+            "m",
+            "--time",
+            time,
+        ]))
+    };
+    let (ok, out, err) = format("2026-11-30T01:02:03");
+    assert!(!ok && out.is_empty(), "{out}{err}");
+    assert!(
+        err.contains("has no zone")
+            && err.contains("expected RFC 3339 with a zone, like 2026-11-30T01:02:03Z"),
+        "{err}"
+    );
+    assert!(!err.contains("premature end of input"), "{err}");
+    let (ok, _, err) = format("2026-11-30");
+    assert!(
+        !ok && err.contains("a date without a time and a zone"),
+        "{err}"
+    );
+    let (ok, _, err) = format("yesterday");
+    assert!(!ok && err.contains("with a zone, like"), "{err}");
+    // Zones of any kind are converted to UTC.
+    let (ok, out, err) = format("2026-11-30T02:02:03+01:00");
+    assert!(ok, "{err}");
+    assert_eq!(out, "full_20261130T010203Z_1_m.tar.zst\n");
+
+    // deliver's --time, before anything is packed.
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = run(bin()
+        .current_dir(dir.path())
+        .args(["deliver", "--from", "build", "--kind", "full", "--time"])
+        .arg("2026-11-30T01:02:03"));
+    assert!(!ok, "{err}");
+    assert!(err.contains("expected RFC 3339 with a zone"), "{err}");
+    assert!(!dir.path().join("dist").exists());
+}
