@@ -74,7 +74,8 @@ enum Command {
     /// the VMs' drop folders over ssh, and optionally waits until it runs.
     ///
     /// Prints the artifact's file name on stdout; progress goes to stderr.
-    /// Exit codes: 0 delivered (and running, with --wait); 1 invalid input or packing error; 2 usage; 3 --wait: the
+    /// Exit codes: 0 delivered (and with --wait, running, or superseded by
+    /// a build made later); 1 invalid input or packing error; 2 usage; 3 --wait: the
     /// switcher marked it failed; 6 the upload failed on some target; 7
     /// --wait: timed out; 130, 143 cancelled by SIGINT, SIGTERM.
     Deliver(Box<deliver::DeliverArgs>),

@@ -87,7 +87,8 @@ pub struct DeliverArgs {
     #[arg(long, value_name = "KIBPS")]
     bwlimit: Option<u32>,
     /// After the upload, polls this status page (http://HOST/ or the URL of
-    /// its deploy-status.json) until the artifact runs; repeatable.
+    /// its deploy-status.json) until each component runs the artifact or a
+    /// build made later; repeatable.
     #[arg(long = "wait", value_name = "URL")]
     wait: Vec<String>,
     /// How long --wait waits, e.g. 15m or 90s.
