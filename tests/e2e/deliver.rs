@@ -203,13 +203,11 @@ fn a_killed_upload_leaves_nothing_the_collector_takes_and_the_next_one_goes_thro
             sshd.log()
         )
     });
-    // rsync writes into its own temp file `.<dest>.XXXXXX`, here
-    // `..<name>.part.XXXXXX`: a dotfile named after our `.part` name.
+    // rsync writes into its own temp file `.<dest>.XXXXXX` (no second dot
+    // for a dotfile), here `.cutover-<hex>.part.XXXXXX`.
     let seen_text = seen_name.to_string_lossy();
     assert!(
-        seen_text.starts_with('.')
-            && seen_text.contains(&format!(".{name}.part"))
-            && seen_len < 8 << 20,
+        seen_text.starts_with(".cutover-") && seen_text.contains(".part.") && seen_len < 8 << 20,
         "the upload in progress was {seen_name:?} ({seen_len} bytes): expected a partial dotfile"
     );
     assert!(!status.success(), "{shown} was not killed: {status}");
@@ -390,4 +388,34 @@ fn every_target_gets_the_upload_and_one_bad_target_fails_the_run() {
     run.stderr_has(&format!("upload to {} failed", sshd.target(&second)))
         .stderr_has("1 of 2 upload(s) failed");
     assert_eq!(sandbox.names("drop"), want, "{run}");
+}
+
+#[test]
+fn a_name_of_the_longest_length_arrives_with_its_marker() {
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start();
+    let from = build(&sandbox, "1.4.2");
+    // The contract's longest name, 248 bytes: its marker's name is 255, and
+    // `.<name>.sha256.part` would be 261, too long for a file name.
+    let prefix = "frontend_20261126T235012Z_1.4.2_";
+    let branch = "b".repeat(248 - prefix.len() - ".tar.zst".len());
+    let name = format!("{prefix}{branch}.tar.zst");
+    assert_eq!(name.len(), artifact_name::MAX_NAME_BYTES);
+    let mut args = deliver_args(&sandbox, &sshd, &from, "frontend", "2026-11-26T23:50:12Z");
+    set(&mut args, "--branch", &branch);
+    let run = sandbox.run_cmd(&mut command(&sshd, &args));
+    expect(&run, 0, &sshd);
+    assert_eq!(run.stdout().trim(), name, "{run}");
+    assert_eq!(
+        sandbox.names("drop"),
+        [name.clone(), format!("{name}.sha256")],
+        "{run}"
+    );
+    let collected = sandbox.run("collector", &[]);
+    collected.success();
+    let staged = sandbox.names("staging");
+    assert!(
+        staged.contains(&name) && staged.contains(&format!("{name}.sha256")),
+        "{collected}"
+    );
 }
