@@ -5,9 +5,11 @@
 //! says when the command line does not, [`pack`] writes the archive and its
 //! marker, [`upload`] puts both into each VM's drop folder so that the
 //! collector never sees a partial file, and [`wait`] polls the status page
-//! until the switcher runs the artifact or gives up on it.
+//! until the switcher runs the artifact or gives up on it. [`cancel`]
+//! stops an upload cut short by SIGTERM or SIGINT and cleans up after it.
 
 mod branch;
+mod cancel;
 mod components;
 mod git;
 mod pack;
@@ -130,6 +132,8 @@ pub fn exit_code_of(err: &anyhow::Error) -> u8 {
 /// Runs `deliver`; prints the artifact's file name on `stdout` as soon as
 /// it is packed.
 pub fn run(args: DeliverArgs, stdout: &mut dyn Write) -> anyhow::Result<()> {
+    // First, while this is the only thread: SIGTERM and SIGINT cancel.
+    cancel::install()?;
     let progress = Progress::new();
     let components = components::resolve(&args.kind, &args.components)?;
     // Check the targets and the ssh setup before the (long) packing, so a

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use super::cancel;
 use super::pack::Packed;
 use super::progress::{self, Progress};
 use super::quote;
@@ -329,6 +330,17 @@ fn put(
 ) -> anyhow::Result<()> {
     let temp = temp_name(name);
     let part = target.remote(&temp);
+    // On cancel: the temp file, and rsync's own `<temp>.XXXXXX` (the remote
+    // rsync removes that itself once the connection drops, in its own time).
+    let rm = format!(
+        "rm -f -- {} {}{temp}.??????",
+        quote::sh(&part),
+        quote::sh(&target.remote(""))
+    );
+    cancel::set_remote(
+        format!("{part} on {target}"),
+        ssh.command(&target.ssh_dest, &rm),
+    );
     let mut rsync = Command::new("rsync");
     // -s: the remote path goes to the remote rsync verbatim, not through
     // its shell (branch names may hold quotes and '&').
@@ -354,7 +366,9 @@ fn put(
     run(
         &mut ssh.command(&target.ssh_dest, &rename),
         &format!("renaming {temp} to {name}"),
-    )
+    )?;
+    cancel::clear_remote();
+    Ok(())
 }
 
 /// Runs a command whose stdout is progress (sent to our stderr); fails
@@ -364,16 +378,15 @@ fn run(cmd: &mut Command, step: &str) -> anyhow::Result<()> {
         .stdout(std::io::stderr())
         .stderr(Stdio::piped());
     let program = cmd.get_program().to_string_lossy().into_owned();
-    let mut child = cmd
-        .spawn()
+    let mut child = cancel::spawn(cmd)
         .with_context(|| format!("{step}: cannot run {program} (is it installed?)"))?;
     let mut err = Vec::new();
     if let Some(mut stderr) = child.stderr.take() {
         let _ = stderr.read_to_end(&mut err);
     }
-    let status = child
-        .wait()
-        .with_context(|| format!("{step}: waiting for {program}"))?;
+    let status = child.wait();
+    cancel::ended();
+    let status = status.with_context(|| format!("{step}: waiting for {program}"))?;
     if status.success() {
         return Ok(());
     }
