@@ -7,15 +7,22 @@
 //! why). Only plain http is built in. A page that cannot be fetched or read
 //! is retried until the time-out (the VM may be rebooting); a page of
 //! another schema ends the wait at once, since it cannot be read correctly.
+//!
+//! The deploy went as designed when each component of the kind runs the
+//! artifact or a build made later (in the contract's order: build time,
+//! then name): a `full` older than the running frontend deploys only its
+//! backend, and an artifact superseded before the first poll never runs at
+//! all. Either way the wait ends well, saying which component runs what.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
+use artifact_name::ArtifactName;
 use serde_json::Value;
 
 use super::progress::Progress;
 use super::Failure;
-use crate::exit_codes;
+use artifact_name::exit_codes;
 
 /// The schema of deploy-status.json this reads.
 const SCHEMA: u64 = 1;
@@ -62,8 +69,9 @@ pub fn status_url(url: &str) -> anyhow::Result<String> {
 /// What one status document says about the delivered artifact.
 #[derive(Debug, PartialEq)]
 pub enum Verdict {
-    /// Every component runs it.
-    Running,
+    /// Every component runs it or a build made later; for the latter, one
+    /// line each ("frontend runs a newer build: <name>").
+    Running(Vec<String>),
     /// The switcher marked it failed.
     Failed {
         component: String,
@@ -91,7 +99,14 @@ pub fn judge(doc: &Value, spec: &Spec) -> Result<Verdict, Problem> {
     }
     let components = obj.get("components").and_then(Value::as_object);
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
+    let ours = ArtifactName::parse(&spec.artifact).ok();
+    // A name outside the contract is never "later": it is not a build.
+    let later = |a: &str| match (&ours, ArtifactName::parse(a)) {
+        (Some(ours), Ok(theirs)) => theirs > *ours,
+        _ => false,
+    };
     let mut instead = Vec::new();
+    let mut newer = Vec::new();
     for c in &spec.components {
         let state = components.and_then(|cs| cs.get(c));
         let failure = state.and_then(|s| s.get("last_failure"));
@@ -122,6 +137,10 @@ pub fn judge(doc: &Value, spec: &Spec) -> Result<Verdict, Problem> {
         let mut line = match (state, running) {
             (None, _) => format!("{c}: not on the status page"),
             (_, Some(a)) if a == spec.artifact => continue,
+            (_, Some(a)) if later(a) => {
+                newer.push(format!("{c} runs a newer build: {a}"));
+                continue;
+            }
             (_, Some(a)) => format!("{c} runs {a}"),
             (_, None) => format!("{c} runs nothing"),
         };
@@ -145,7 +164,7 @@ pub fn judge(doc: &Value, spec: &Spec) -> Result<Verdict, Problem> {
         instead.push(line);
     }
     if instead.is_empty() {
-        Ok(Verdict::Running)
+        Ok(Verdict::Running(newer))
     } else {
         Ok(Verdict::Pending(instead.join(", ")))
     }
@@ -180,8 +199,16 @@ pub fn wait(urls: &[String], spec: &Spec, progress: &Progress) -> anyhow::Result
         let mut still = Vec::new();
         for (url, last) in pending {
             let now = match fetch(&agent, &url).and_then(|doc| judge(&doc, spec)) {
-                Ok(Verdict::Running) => {
+                Ok(Verdict::Running(newer)) if newer.is_empty() => {
                     progress.line(format_args!("{url}: {} runs", spec.artifact));
+                    continue;
+                }
+                Ok(Verdict::Running(newer)) => {
+                    progress.line(format_args!(
+                        "{url}: done, {} or a newer build runs: {}",
+                        spec.artifact,
+                        newer.join(", ")
+                    ));
                     continue;
                 }
                 Ok(Verdict::Failed {
@@ -259,9 +286,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const OURS: &str = "full_20261126T235012Z_1.4.2_master.tar.zst";
+
     fn spec() -> Spec {
         Spec {
-            artifact: "full_x.tar.zst".into(),
+            artifact: OURS.into(),
             components: vec!["backend".into(), "frontend".into()],
             timeout: Duration::from_secs(1),
             interval: Duration::from_secs(1),
@@ -286,9 +315,10 @@ mod tests {
     #[test]
     fn verdicts() {
         let run = |a: &str| json!({"running": {"artifact": a}});
-        let doc = json!({"schema": 1, "components": {"backend": run("full_x.tar.zst"), "frontend": run("full_x.tar.zst")}});
-        assert_eq!(judge(&doc, &spec()), Ok(Verdict::Running));
-        let doc = json!({"schema": 1, "components": {"backend": run("full_x.tar.zst"), "frontend": run("old")}});
+        let doc = json!({"schema": 1, "components": {"backend": run(OURS), "frontend": run(OURS)}});
+        assert_eq!(judge(&doc, &spec()), Ok(Verdict::Running(vec![])));
+        let doc =
+            json!({"schema": 1, "components": {"backend": run(OURS), "frontend": run("old")}});
         assert_eq!(
             judge(&doc, &spec()),
             Ok(Verdict::Pending(
@@ -296,7 +326,7 @@ mod tests {
             ))
         );
         let mut doc = doc;
-        doc["components"]["frontend"]["last"] = json!({"artifact": "full_x.tar.zst"});
+        doc["components"]["frontend"]["last"] = json!({"artifact": OURS});
         doc["components"]["frontend"]["sync"] = json!({"reason": "waiting for the lock"});
         assert_eq!(
             judge(&doc, &spec()),
@@ -305,7 +335,7 @@ mod tests {
             ))
         );
         let doc = json!({"schema": 1, "components": {"backend": {"running": {"artifact": "old"},
-            "last_failure": {"artifact": "full_x.tar.zst", "step": "start", "reason": "exit 3"}}}});
+            "last_failure": {"artifact": OURS, "step": "start", "reason": "exit 3"}}}});
         assert_eq!(
             judge(&doc, &spec()),
             Ok(Verdict::Failed {
@@ -314,6 +344,30 @@ mod tests {
                 reason: "exit 3".into()
             })
         );
+        // A frontend built later runs: only the backend was deployed.
+        let newer = "frontend_20261127T000000Z_1.4.3_master.tar.zst";
+        let doc =
+            json!({"schema": 1, "components": {"backend": run(OURS), "frontend": run(newer)}});
+        assert_eq!(
+            judge(&doc, &spec()),
+            Ok(Verdict::Running(vec![format!(
+                "frontend runs a newer build: {newer}"
+            )]))
+        );
+        // Superseded everywhere before the first poll.
+        let later = "full_20261126T235013Z_1.4.2_master.tar.zst";
+        let doc =
+            json!({"schema": 1, "components": {"backend": run(later), "frontend": run(later)}});
+        assert!(matches!(judge(&doc, &spec()), Ok(Verdict::Running(v)) if v.len() == 2));
+        // Older builds, and names outside the contract, are not done.
+        for other in ["frontend_20261126T235011Z_9.9.9_master.tar.zst", "zzz"] {
+            let doc =
+                json!({"schema": 1, "components": {"backend": run(OURS), "frontend": run(other)}});
+            assert!(
+                matches!(judge(&doc, &spec()), Ok(Verdict::Pending(_))),
+                "{other}"
+            );
+        }
         assert!(matches!(
             judge(&json!({"schema": 2}), &spec()),
             Err(Problem::Schema(_))
