@@ -10,9 +10,8 @@
 //! to an older build: when a newer `frontend` artifact already runs, the
 //! `full` one deploys its backend only.
 
-use chrono::{DateTime, Utc};
-use deploy_root::state::{ArtifactInfo, SwitcherState};
-use deploy_root::Config;
+use deploy_root::state::SwitcherState;
+use deploy_root::{staging, Config};
 
 use crate::staged::Staged;
 
@@ -38,11 +37,7 @@ pub struct Plan {
     pub partial: Option<String>,
 }
 
-/// The ordering key of an artifact: build time, then file name (the same
-/// order as [`artifact_name::ArtifactName`]).
-pub fn key(info: &ArtifactInfo) -> (DateTime<Utc>, &str) {
-    (info.build_time, info.artifact.as_str())
-}
+pub use deploy_root::staging::key;
 
 /// Chooses per the rule above. `staged` may be in any order.
 pub fn choose(config: &Config, state: &SwitcherState, staged: &[Staged]) -> Plan {
@@ -92,11 +87,9 @@ pub fn choose(config: &Config, state: &SwitcherState, staged: &[Staged]) -> Plan
             ));
             continue;
         }
-        let info = ArtifactInfo::from(&s.name);
-        let (newer, not_newer): (Vec<&String>, Vec<&String>) = components.iter().partition(|c| {
-            let running = state.components.get(*c).and_then(|c| c.running.as_ref());
-            !running.is_some_and(|r| key(&info) <= key(&r.info))
-        });
+        let (newer, not_newer): (Vec<&String>, Vec<&String>) = components
+            .iter()
+            .partition(|c| staging::newer_than_running(state, c, &s.name));
         let runs = |c: &String| {
             let running = state.components.get(c).and_then(|s| s.running.as_ref());
             format!(
@@ -140,8 +133,8 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use artifact_name::{ArtifactName, Ext};
-    use chrono::TimeZone;
-    use deploy_root::state::{ComponentState, Failure, RunningRelease};
+    use chrono::{TimeZone, Utc};
+    use deploy_root::state::{ArtifactInfo, ComponentState, Failure, RunningRelease};
 
     use super::*;
 
@@ -171,6 +164,8 @@ port = 80
         Staged {
             path: PathBuf::from(name.file_name()),
             marker: PathBuf::from(name.marker_name()),
+            size: 0,
+            changed: t,
             name,
         }
     }
