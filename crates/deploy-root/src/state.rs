@@ -191,6 +191,12 @@ pub struct SwitcherState {
     /// How many deploys have failed since the state began (for metrics).
     #[serde(default)]
     pub failures_total: u64,
+    /// Staged artifacts the last pass would not deploy for a reason that is
+    /// not the artifact's fault and may pass (a build time ahead of this
+    /// machine's clock): artifact file name -> the reason in words.
+    /// Rewritten by every pass.
+    #[serde(default)]
+    pub held: BTreeMap<String, String>,
 }
 
 impl SwitcherState {

@@ -48,7 +48,7 @@ pub fn render(config: &Config, layout: &Layout) -> anyhow::Result<String> {
         )?;
     }
     let staged = staged::list(layout)?;
-    let plan = plan::choose(config, &st, &staged);
+    let plan = plan::choose(config, &st, &staged, chrono::Utc::now());
     for (artifact, why) in &plan.skipped {
         writeln!(w, "Passed over {artifact}: {why}.")?;
     }

@@ -52,7 +52,17 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
     }
     release::remove_temp_folders(layout)?;
     let staged = staged::list(layout)?;
-    let plan = plan::choose(config, &st, &staged);
+    let plan = plan::choose(config, &st, &staged, Utc::now());
+    // Said once when an artifact starts being held (cron mails what is
+    // printed: not every minute), and recorded for the status page.
+    for (artifact, why) in &plan.held {
+        if st.held.contains_key(artifact) {
+            tracing::debug!("{artifact} is held: {why}");
+        } else {
+            tracing::warn!("not deploying {artifact}: {why}");
+        }
+    }
+    st.held.clone_from(&plan.held);
     let Some(choice) = plan.choice else {
         tracing::debug!("nothing to deploy");
         save(layout, &mut st, started)?;

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod check;
+mod clock;
 mod common;
 mod deploy;
 mod dry_run;
