@@ -146,7 +146,23 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
         return Ok(exit_codes::DEPLOY_FAILED);
     }
     let t = Instant::now();
-    let outcome = switch::switch(config, layout, &mut j)?;
+    let outcome = match switch::switch(config, layout, &mut j) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // The machine's fault (the journal cannot be written: a full
+            // disk) before anything was stopped: the service runs on
+            // untouched, nothing is marked, and no journal may be left, or
+            // the next pass would count an interrupted attempt against the
+            // artifact. The prepared folders go too: they hold space.
+            if let Err(e) = journal::remove(layout) {
+                tracing::error!("{e:#}");
+            }
+            if let Err(e) = release::remove_releases(layout, &choice.components, &id) {
+                tracing::error!("{e:#}");
+            }
+            return Err(e.context(format!("not deploying {artifact}")));
+        }
+    };
     steps.push(("switch".into(), ms(t)));
     journal::step(layout, &mut j, Step::Record)?;
     fault::point("switcher:before-state-write");

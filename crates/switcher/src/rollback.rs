@@ -83,8 +83,18 @@ fn locked(
         failure: None,
         started_at: at,
     };
-    journal::save(layout, &j)?;
-    let outcome = switch::switch(config, layout, &mut j)?;
+    // switch writes the journal before it stops anything; when it cannot
+    // (a full disk), nothing was touched and no journal may stay behind, or
+    // the next pass would "recover" by restarting what runs.
+    let outcome = match switch::switch(config, layout, &mut j) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            if let Err(e) = journal::remove(layout) {
+                tracing::error!("{e:#}");
+            }
+            return Err(e.context("not rolling back"));
+        }
+    };
     journal::step(layout, &mut j, Step::Record)?;
     let mut entry = HistoryEntry {
         at,

@@ -50,5 +50,8 @@ fn a_build_within_the_allowed_skew_deploys() {
     run.success();
     assert_serves(&sb, &run, "2.0.0");
     let held = &sb.state_json("switcher.json")["held"];
-    assert!(held.as_object().is_some_and(|m| m.is_empty()), "{held}\n{run}");
+    assert!(
+        held.as_object().is_some_and(|m| m.is_empty()),
+        "{held}\n{run}"
+    );
 }
