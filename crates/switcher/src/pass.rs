@@ -20,7 +20,9 @@ use crate::{history, plan, record, release, retention, staged, status, switch};
 pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
     layout.ensure()?;
     let Some(_lock) = lock::try_lock(&layout.switcher_lock())? else {
-        tracing::warn!(
+        // Normal when a pass outlasts cron's minute: not worth a mail
+        // (info, like the collector; shown with -v).
+        tracing::info!(
             "another switcher run holds {}; nothing done",
             layout.switcher_lock().display()
         );
