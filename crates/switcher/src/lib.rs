@@ -12,6 +12,7 @@
 //! - [`journal`], [`recover`]: crash safety.
 //! - [`record`], [`history`], [`failure`]: what a pass writes down.
 //! - [`retention`]: pruning releases and staging.
+//! - [`watch`]: one line when a component goes DOWN or unhealthy, or recovers.
 //! - [`rollback`], [`releases_cmd`]: the subcommands.
 
 pub mod probe;
@@ -37,3 +38,4 @@ pub mod staged;
 pub mod switch;
 pub mod unpack;
 pub mod verify;
+pub mod watch;

@@ -14,7 +14,7 @@ use crate::exit_codes;
 use crate::journal::{self, Journal, Step};
 use crate::recover::{self, Recovery};
 use crate::switch::Outcome;
-use crate::{history, plan, record, release, retention, staged, status, switch};
+use crate::{history, plan, record, release, retention, staged, status, switch, watch};
 
 /// Runs one pass and returns the exit code.
 pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
@@ -48,7 +48,7 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
             tracing::error!(
                 "recovering from a cut-short pass failed: {why}; the service may be down"
             );
-            save(layout, &mut st, started)?;
+            save(config, layout, &mut st, started)?;
             return Ok(exit_codes::ROLLBACK_FAILED);
         }
     }
@@ -67,7 +67,7 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
     st.held.clone_from(&plan.held);
     let Some(choice) = plan.choice else {
         tracing::debug!("nothing to deploy");
-        save(layout, &mut st, started)?;
+        save(config, layout, &mut st, started)?;
         retention::prune(config, layout, &st, &staged);
         return Ok(exit_codes::OK);
     };
@@ -143,7 +143,7 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
         record::mark_failed(&mut st, failure.to_failure(&artifact, Utc::now()), &from);
         entry.outcome = format!("{}-failed", failure.step);
         entry.reason = Some(failure.to_string());
-        finish(layout, &mut st, entry, steps, started)?;
+        finish(config, layout, &mut st, entry, steps, started)?;
         retention::prune(config, layout, &st, &staged);
         return Ok(exit_codes::DEPLOY_FAILED);
     }
@@ -194,7 +194,7 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
             exit_codes::ROLLBACK_FAILED
         }
     };
-    finish(layout, &mut st, entry, steps, started)?;
+    finish(config, layout, &mut st, entry, steps, started)?;
     retention::prune(config, layout, &st, &staged);
     Ok(code)
 }
@@ -203,20 +203,29 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
 /// that order: a crash in between leaves a journal that recovery sees as
 /// complete or re-does harmlessly).
 fn finish(
+    config: &Config,
     layout: &Layout,
     st: &mut SwitcherState,
     mut entry: HistoryEntry,
     steps: Vec<(String, u64)>,
     started: Instant,
 ) -> anyhow::Result<()> {
-    save(layout, st, started)?;
+    save(config, layout, st, started)?;
     entry.steps = steps;
     entry.total_ms = ms(started);
     history::append(layout, &entry)?;
     journal::remove(layout)
 }
 
-fn save(layout: &Layout, st: &mut SwitcherState, started: Instant) -> anyhow::Result<()> {
+fn save(
+    config: &Config,
+    layout: &Layout,
+    st: &mut SwitcherState,
+    started: Instant,
+) -> anyhow::Result<()> {
+    // Last thing before the state is written, so that what is seen (and
+    // said) is what this pass leaves running.
+    watch::update(config, st);
     record::stamp(st, started);
     state::save(&layout.switcher_state(), st)
 }

@@ -15,3 +15,4 @@ mod integrity;
 mod retention;
 mod staging;
 mod unpack;
+mod watch;
