@@ -140,6 +140,10 @@ pub struct SwitcherConfig {
     /// the future: deployed, it would block every later build.
     #[serde(deserialize_with = "duration")]
     pub max_clock_skew: Duration,
+    /// A command log in state/logs/ larger than this is rotated by the next
+    /// pass (copied to `<name>.1`, then truncated in place).
+    #[serde(deserialize_with = "bytes")]
+    pub max_log_size: u64,
 }
 
 impl Default for SwitcherConfig {
@@ -152,6 +156,7 @@ impl Default for SwitcherConfig {
             max_unpacked_size: 8 << 30,
             max_entries: 1_000_000,
             max_clock_skew: Duration::from_secs(5 * 60),
+            max_log_size: 10 << 20,
         }
     }
 }
@@ -453,6 +458,15 @@ impl Config {
                 ),
             ));
         }
+        if self.switcher.max_log_size < 1024 {
+            return Err((
+                "switcher.max_log_size".into(),
+                format!(
+                    "expected at least 1 KiB (a smaller log would be rotated on every pass), found {} bytes",
+                    self.switcher.max_log_size
+                ),
+            ));
+        }
         if self.switcher.command_timeout.is_zero() {
             return Err((
                 "switcher.command_timeout".into(),
@@ -515,6 +529,7 @@ max_unpacked_size = "2 GiB"
         assert_eq!(c.switcher.max_unpacked_size, 2 << 30);
         assert_eq!(c.switcher.keep_releases, 5);
         assert_eq!(c.switcher.max_clock_skew, Duration::from_secs(300));
+        assert_eq!(c.switcher.max_log_size, 10 << 20);
         let c =
             parse(&format!("{GOOD}max_clock_skew = \"90s\"\n")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.switcher.max_clock_skew, Duration::from_secs(90));
@@ -578,6 +593,10 @@ max_unpacked_size = "2 GiB"
         fails(
             &format!("{GOOD}\nmax_clock_skew = \"a bit\"\n"),
             &["max_clock_skew", "duration"],
+        );
+        fails(
+            &format!("{GOOD}\nmax_log_size = 100\n"),
+            &["switcher.max_log_size", "at least 1 KiB"],
         );
         fails("root = 1", &["root"]);
     }

@@ -14,7 +14,7 @@ use crate::exit_codes;
 use crate::journal::{self, Journal, Step};
 use crate::recover::{self, Recovery};
 use crate::switch::Outcome;
-use crate::{history, plan, record, release, retention, staged, status, switch, watch};
+use crate::{history, logs, plan, record, release, retention, staged, status, switch, watch};
 
 /// Runs one pass and returns the exit code.
 pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
@@ -29,6 +29,10 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
         return Ok(exit_codes::OK);
     };
     fault::point("switcher:after-lock");
+    // Before any command writes: bounded logs whatever the pass does.
+    if let Err(e) = logs::rotate(config, layout) {
+        tracing::warn!("rotating the command logs: {e:#}");
+    }
     let started = Instant::now();
     let result = locked_pass(config, layout, started);
     // The status page is refreshed after every pass, whatever its outcome.

@@ -12,6 +12,7 @@ mod dry_run;
 mod failures;
 mod faults;
 mod integrity;
+mod logs;
 mod retention;
 mod staging;
 mod unpack;
