@@ -75,7 +75,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__check)
-            opts="-v -q -h --user --nginx-dir --config --verbose --quiet --help"
+            opts="-v -q -h --user --nginx-dir --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -185,7 +185,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__releases)
-            opts="-v -q -h --config --verbose --quiet --help"
+            opts="-v -q -h --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -203,7 +203,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__rollback)
-            opts="-v -q -h --config --verbose --quiet --help"
+            opts="-v -q -h --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -221,7 +221,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__status)
-            opts="-v -q -h --json --config --verbose --quiet --help"
+            opts="-v -q -h --json --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

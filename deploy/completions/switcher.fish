@@ -29,7 +29,7 @@ complete -c switcher -n "__fish_switcher_needs_command" -l generate -d 'Print th
 complete-bash\t'bash completions'
 complete-zsh\t'zsh completions'
 complete-fish\t'fish completions'"
-complete -c switcher -n "__fish_switcher_needs_command" -l dry-run -d 'Print what one pass would do, in plain words, and change nothing'
+complete -c switcher -n "__fish_switcher_needs_command" -l dry-run -d 'Print what would be done, in plain words, and change nothing: one pass, or `rollback`. The other commands change nothing anyway'
 complete -c switcher -n "__fish_switcher_needs_command" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
 complete -c switcher -n "__fish_switcher_needs_command" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
 complete -c switcher -n "__fish_switcher_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -40,21 +40,25 @@ complete -c switcher -n "__fish_switcher_needs_command" -f -a "status" -d 'Print
 complete -c switcher -n "__fish_switcher_needs_command" -f -a "check" -d 'Check the config and the machine before the first deploy: folders, owners and modes, the drop folder\'s group, ports, whether each command resolves, the nginx site, the state files'
 complete -c switcher -n "__fish_switcher_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c switcher -n "__fish_switcher_using_subcommand rollback" -l config -d 'The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml]' -r -F
+complete -c switcher -n "__fish_switcher_using_subcommand rollback" -l dry-run -d 'Print what would be done, in plain words, and change nothing: one pass, or `rollback`. The other commands change nothing anyway'
 complete -c switcher -n "__fish_switcher_using_subcommand rollback" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
 complete -c switcher -n "__fish_switcher_using_subcommand rollback" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
 complete -c switcher -n "__fish_switcher_using_subcommand rollback" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c switcher -n "__fish_switcher_using_subcommand releases" -l config -d 'The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml]' -r -F
+complete -c switcher -n "__fish_switcher_using_subcommand releases" -l dry-run -d 'Print what would be done, in plain words, and change nothing: one pass, or `rollback`. The other commands change nothing anyway'
 complete -c switcher -n "__fish_switcher_using_subcommand releases" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
 complete -c switcher -n "__fish_switcher_using_subcommand releases" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
 complete -c switcher -n "__fish_switcher_using_subcommand releases" -s h -l help -d 'Print help'
 complete -c switcher -n "__fish_switcher_using_subcommand status" -l config -d 'The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml]' -r -F
 complete -c switcher -n "__fish_switcher_using_subcommand status" -l json -d 'Print the documented JSON (schema 1) instead of a table'
+complete -c switcher -n "__fish_switcher_using_subcommand status" -l dry-run -d 'Print what would be done, in plain words, and change nothing: one pass, or `rollback`. The other commands change nothing anyway'
 complete -c switcher -n "__fish_switcher_using_subcommand status" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
 complete -c switcher -n "__fish_switcher_using_subcommand status" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
 complete -c switcher -n "__fish_switcher_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c switcher -n "__fish_switcher_using_subcommand check" -l user -d 'The user that runs collector and switcher [default: cutover when run as root and that user exists, else the current user]' -r
 complete -c switcher -n "__fish_switcher_using_subcommand check" -l nginx-dir -d 'nginx\'s configuration folder, searched (sites-enabled/, conf.d/) for a site serving current/frontend' -r -F
 complete -c switcher -n "__fish_switcher_using_subcommand check" -l config -d 'The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml]' -r -F
+complete -c switcher -n "__fish_switcher_using_subcommand check" -l dry-run -d 'Print what would be done, in plain words, and change nothing: one pass, or `rollback`. The other commands change nothing anyway'
 complete -c switcher -n "__fish_switcher_using_subcommand check" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
 complete -c switcher -n "__fish_switcher_using_subcommand check" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
 complete -c switcher -n "__fish_switcher_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -135,6 +135,15 @@ pub struct SwitcherConfig {
     pub max_unpacked_size: u64,
     /// The most entries an archive may hold.
     pub max_entries: u64,
+    /// How far a build time may be ahead of this machine's clock (CI's
+    /// clock runs a little fast) before the artifact is held as built in
+    /// the future: deployed, it would block every later build.
+    #[serde(deserialize_with = "duration")]
+    pub max_clock_skew: Duration,
+    /// A command log in state/logs/ larger than this is rotated by the next
+    /// pass (copied to `<name>.1`, then truncated in place).
+    #[serde(deserialize_with = "bytes")]
+    pub max_log_size: u64,
 }
 
 impl Default for SwitcherConfig {
@@ -146,6 +155,8 @@ impl Default for SwitcherConfig {
             command_timeout: Duration::from_secs(300),
             max_unpacked_size: 8 << 30,
             max_entries: 1_000_000,
+            max_clock_skew: Duration::from_secs(5 * 60),
+            max_log_size: 10 << 20,
         }
     }
 }
@@ -435,6 +446,27 @@ impl Config {
                 "expected more than 0 s".into(),
             ));
         }
+        // A build ahead of the clock by more than a day is a wrong clock (or
+        // a mistyped --time), not skew: a limit that large would let it
+        // block every later build, which the key exists to prevent.
+        if self.switcher.max_clock_skew > Duration::from_secs(24 * 60 * 60) {
+            return Err((
+                "switcher.max_clock_skew".into(),
+                format!(
+                    "expected at most 1 day (0 holds any build dated after the clock), found {}",
+                    humantime::format_duration(self.switcher.max_clock_skew)
+                ),
+            ));
+        }
+        if self.switcher.max_log_size < 1024 {
+            return Err((
+                "switcher.max_log_size".into(),
+                format!(
+                    "expected at least 1 KiB (a smaller log would be rotated on every pass), found {} bytes",
+                    self.switcher.max_log_size
+                ),
+            ));
+        }
         if self.switcher.command_timeout.is_zero() {
             return Err((
                 "switcher.command_timeout".into(),
@@ -496,6 +528,11 @@ max_unpacked_size = "2 GiB"
         assert_eq!(c.switcher.verify_timeout, Duration::from_secs(90));
         assert_eq!(c.switcher.max_unpacked_size, 2 << 30);
         assert_eq!(c.switcher.keep_releases, 5);
+        assert_eq!(c.switcher.max_clock_skew, Duration::from_secs(300));
+        assert_eq!(c.switcher.max_log_size, 10 << 20);
+        let c =
+            parse(&format!("{GOOD}max_clock_skew = \"90s\"\n")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.switcher.max_clock_skew, Duration::from_secs(90));
     }
 
     #[test]
@@ -548,6 +585,18 @@ max_unpacked_size = "2 GiB"
         fails(
             &format!("{GOOD}\nbranches = [\"a..b\"]\n"),
             &["switcher.branches", "'..'"],
+        );
+        fails(
+            &format!("{GOOD}\nmax_clock_skew = \"2 days\"\n"),
+            &["switcher.max_clock_skew", "at most 1 day"],
+        );
+        fails(
+            &format!("{GOOD}\nmax_clock_skew = \"a bit\"\n"),
+            &["max_clock_skew", "duration"],
+        );
+        fails(
+            &format!("{GOOD}\nmax_log_size = 100\n"),
+            &["switcher.max_log_size", "at least 1 KiB"],
         );
         fails("root = 1", &["root"]);
     }

@@ -5,6 +5,8 @@
 //! - [`lock`]: one `flock` per binary, close-on-exec, never inherited.
 //! - [`atomic`]: writes and symlink flips that are all-or-nothing.
 //! - [`state`]: the state files both binaries write and the status page reads.
+//! - [`staging`]: what counts as staged, its order, "newer than what runs",
+//!   and what pruning must keep: one policy for both binaries.
 //! - [`time`]: UTC times stored as RFC 3339 with `Z`.
 //! - [`digest`]: streaming SHA-256.
 //! - [`logging`]: the `-v`/`-q` flags and the tracing subscriber.
@@ -19,6 +21,7 @@ pub mod generate;
 pub mod layout;
 pub mod lock;
 pub mod logging;
+pub mod staging;
 pub mod state;
 pub mod time;
 

@@ -191,6 +191,29 @@ pub struct SwitcherState {
     /// How many deploys have failed since the state began (for metrics).
     #[serde(default)]
     pub failures_total: u64,
+    /// Staged artifacts the last pass would not deploy for a reason that is
+    /// not the artifact's fault and may pass (a build time ahead of this
+    /// machine's clock): artifact file name -> the reason in words.
+    /// Rewritten by every pass.
+    #[serde(default)]
+    pub held: BTreeMap<String, String>,
+    /// What the last pass saw of each component the switcher starts or
+    /// reloads and that runs something, so that a pass speaks up only when
+    /// this changes (going DOWN or unhealthy, recovering), not every minute.
+    #[serde(default)]
+    pub seen: BTreeMap<String, Seen>,
+}
+
+/// A component as a pass saw it (see [`SwitcherState::seen`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Seen {
+    /// It listens, and its health URL (if any) answers 2xx.
+    Up,
+    /// Nothing listens on its port.
+    Down,
+    /// It listens, but its health URL does not answer 2xx.
+    Unhealthy,
 }
 
 impl SwitcherState {

@@ -29,8 +29,9 @@ pub struct Cli {
     /// The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml].
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Print what one pass would do, in plain words, and change nothing.
-    #[arg(long)]
+    /// Print what would be done, in plain words, and change nothing: one
+    /// pass, or `rollback`. The other commands change nothing anyway.
+    #[arg(long, global = true)]
     pub dry_run: bool,
     #[command(flatten)]
     pub log: LogArgs,
@@ -100,11 +101,6 @@ pub fn run() -> anyhow::Result<u8> {
         }
     };
     let layout = Layout::new(&config);
-    if cli.dry_run && cli.command.is_some() {
-        anyhow::bail!(
-            "--dry-run applies to a pass only (switcher --dry-run, without a subcommand)"
-        );
-    }
     match cli.command {
         None if cli.dry_run => {
             let text = dry_run::render(&config, &layout)?;
@@ -112,6 +108,14 @@ pub fn run() -> anyhow::Result<u8> {
             Ok(exit_codes::OK)
         }
         None => pass::run(&config, &layout),
+        Some(Command::Rollback { component }) if cli.dry_run => {
+            print(&dry_run::render_rollback(
+                &config,
+                &layout,
+                component.as_deref(),
+            )?)?;
+            Ok(exit_codes::OK)
+        }
         Some(Command::Rollback { component }) => {
             rollback::run(&config, &layout, component.as_deref())
         }

@@ -11,7 +11,8 @@
 //! - [`switch`], [`command`], [`verify`]: stop, flip, start, verify, go back.
 //! - [`journal`], [`recover`]: crash safety.
 //! - [`record`], [`history`], [`failure`]: what a pass writes down.
-//! - [`retention`]: pruning releases and staging.
+//! - [`retention`]: pruning releases and staging; [`logs`]: rotating command logs.
+//! - [`watch`]: one line when a component goes DOWN or unhealthy, or recovers.
 //! - [`rollback`], [`releases_cmd`]: the subcommands.
 
 pub mod probe;
@@ -25,6 +26,7 @@ pub mod exit_codes;
 pub mod failure;
 pub mod history;
 pub mod journal;
+pub mod logs;
 pub mod pass;
 pub mod plan;
 pub mod record;
@@ -37,3 +39,4 @@ pub mod staged;
 pub mod switch;
 pub mod unpack;
 pub mod verify;
+pub mod watch;

@@ -5,11 +5,15 @@
 #![allow(clippy::unwrap_used)]
 
 mod check;
+mod clock;
 mod common;
 mod deploy;
 mod dry_run;
 mod failures;
 mod faults;
 mod integrity;
+mod logs;
 mod retention;
+mod staging;
 mod unpack;
+mod watch;
