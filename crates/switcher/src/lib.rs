@@ -12,7 +12,7 @@
 //! - [`journal`], [`recover`]: crash safety.
 //! - [`record`], [`history`], [`failure`]: what a pass writes down.
 //! - [`retention`]: pruning releases and staging; [`logs`]: rotating command logs.
-//! - [`watch`]: one line when a component goes DOWN or unhealthy, or recovers.
+//! - [`transitions`]: one line when a component goes DOWN or unhealthy, or recovers.
 //! - [`rollback`], [`releases_cmd`]: the subcommands.
 
 pub mod probe;
@@ -37,6 +37,6 @@ pub mod retention;
 pub mod rollback;
 pub mod staged;
 pub mod switch;
+pub mod transitions;
 pub mod unpack;
 pub mod verify;
-pub mod watch;

@@ -14,7 +14,7 @@ use crate::exit_codes;
 use crate::journal::{self, Journal, Step};
 use crate::recover::{self, Recovery};
 use crate::switch::Outcome;
-use crate::{history, logs, plan, record, release, retention, staged, status, switch, watch};
+use crate::{history, logs, plan, record, release, retention, staged, status, switch, transitions};
 
 /// Runs one pass and returns the exit code.
 pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
@@ -229,7 +229,7 @@ fn save(
 ) -> anyhow::Result<()> {
     // Last thing before the state is written, so that what is seen (and
     // said) is what this pass leaves running.
-    watch::update(config, st);
+    transitions::update(config, st);
     record::stamp(st, started);
     state::save(&layout.switcher_state(), st)
 }

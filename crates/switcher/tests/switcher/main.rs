@@ -15,5 +15,5 @@ mod integrity;
 mod logs;
 mod retention;
 mod staging;
+mod transitions;
 mod unpack;
-mod watch;
