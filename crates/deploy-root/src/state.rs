@@ -191,6 +191,30 @@ pub struct SwitcherState {
     /// How many deploys have failed since the state began (for metrics).
     #[serde(default)]
     pub failures_total: u64,
+    /// Hand rollbacks (`switcher rollback`), by the artifact rolled back
+    /// from: who and when. The artifact is in `failed` too (step
+    /// `rollback`), so that no pass takes it back by itself.
+    #[serde(default)]
+    pub rollbacks: BTreeMap<String, HandRollback>,
+}
+
+/// A rollback by hand: an operator's decision, not a failure.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandRollback {
+    /// The artifact rolled back from.
+    pub artifact: String,
+    /// The components rolled back.
+    #[serde(default)]
+    pub components: Vec<String>,
+    /// Who: `SUDO_USER`, else `USER`, of the `switcher rollback` process.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// When it was done.
+    #[serde(with = "serde_rfc3339")]
+    pub at: DateTime<Utc>,
+    /// The release each component runs again.
+    #[serde(default)]
+    pub to: BTreeMap<String, String>,
 }
 
 impl SwitcherState {
