@@ -12,3 +12,4 @@ mod naming;
 mod ops;
 mod package;
 mod status;
+mod status_glance;
