@@ -71,7 +71,7 @@ pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#8882;padding:.4rem;b
 th,td{text-align:left;padding:.25rem .4rem;border-bottom:1px solid #8884;vertical-align:top;overflow-wrap:anywhere}\
 .summary{font-size:.95em;margin:0 0 1rem}.summary td,.summary th{padding:.35rem .4rem}.summary a{color:inherit}\
 .summary .sub{display:block;font-size:.85em;color:var(--mute)}\
-.summary th,.summary .badge{overflow-wrap:normal;white-space:nowrap}\
+.summary td,.summary th{overflow-wrap:normal}.summary th{white-space:nowrap}.summary .branch{overflow-wrap:anywhere}\
 code{overflow-wrap:anywhere}\
 svg.tl{display:block;margin:.3rem 0 .4rem;font:11px system-ui,sans-serif;fill:currentColor;overflow:hidden}\
 .tl-tick{fill:var(--mute)}.tl-grid{stroke:#8884;stroke-width:1}.tl-name{font-weight:600;font-size:12px}\

@@ -565,6 +565,14 @@ fn the_timeline_shows_versions_deploys_failures_rollbacks_and_down() {
     }
     let page = page(&d);
     assert!(page.contains("id=\"timeline\"") && page.contains(&drawn));
+    // Kept to look at (target/test-output/, as the browser tests do).
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-output");
+    if std::fs::create_dir_all(&out).is_ok() {
+        let kept = out.join("status-glance-days.html");
+        if std::fs::write(&kept, &page).is_ok() {
+            eprintln!("a page with a timeline of days: {}", kept.display());
+        }
+    }
 }
 
 #[test]
