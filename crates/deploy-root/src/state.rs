@@ -202,6 +202,11 @@ pub struct SwitcherState {
     /// this changes (going DOWN or unhealthy, recovering), not every minute.
     #[serde(default)]
     pub seen: BTreeMap<String, Seen>,
+    /// Hand rollbacks (`switcher rollback`), by the artifact rolled back
+    /// from: who and when. The artifact is in `failed` too (step
+    /// `rollback`), so that no pass takes it back by itself.
+    #[serde(default)]
+    pub rollbacks: BTreeMap<String, HandRollback>,
 }
 
 /// A component as a pass saw it (see [`SwitcherState::seen`]).
@@ -214,6 +219,25 @@ pub enum Seen {
     Down,
     /// It listens, but its health URL does not answer 2xx.
     Unhealthy,
+}
+
+/// A rollback by hand: an operator's decision, not a failure.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandRollback {
+    /// The artifact rolled back from.
+    pub artifact: String,
+    /// The components rolled back.
+    #[serde(default)]
+    pub components: Vec<String>,
+    /// Who: `SUDO_USER`, else `USER`, of the `switcher rollback` process.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// When it was done.
+    #[serde(with = "serde_rfc3339")]
+    pub at: DateTime<Utc>,
+    /// The release each component runs again.
+    #[serde(default)]
+    pub to: BTreeMap<String, String>,
 }
 
 impl SwitcherState {

@@ -113,6 +113,7 @@ fn locked(
                 rollback_failed: false,
             };
             record::mark_failed(&mut st, failure, &BTreeMap::new());
+            record::rolled_back(&mut st, &artifact, &to, Utc::now());
             entry.outcome = "rolled-back".into();
             let names: Vec<String> = to
                 .iter()
