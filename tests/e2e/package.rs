@@ -9,7 +9,7 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cutover_tests::bins::{target_dir, workspace_root};
@@ -55,9 +55,46 @@ struct Installed;
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        let _ = Command::new("pkill").args(["-x", "cron"]).output();
         let _ = Command::new("dpkg").args(["--purge", "cutover"]).output();
         let _ = fs::remove_dir_all("/srv/cutover");
+    }
+}
+
+/// Debian's cron, started by the test in the foreground (`cron -f`) as its
+/// own child, and ended by that child's pid only. Where the host already
+/// runs cron, ours exits at once ("already running") and the host's cron
+/// runs /etc/cron.d/cutover just the same; it is never touched.
+struct OwnCron(Option<Child>);
+
+impl OwnCron {
+    fn start() -> OwnCron {
+        let mut child = Command::new("cron")
+            .arg("-f")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start cron -f: {e}"));
+        std::thread::sleep(Duration::from_millis(500));
+        match child.try_wait() {
+            Ok(None) => {
+                println!("started cron -f, pid {}", child.id());
+                OwnCron(Some(child))
+            }
+            status => {
+                println!("cron -f exited at once ({status:?}): the host's cron is running");
+                OwnCron(None)
+            }
+        }
+    }
+}
+
+impl Drop for OwnCron {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -164,8 +201,7 @@ fn deb_builds_installs_runs_from_cron_and_purges() {
     // user: an artifact dropped now is staged within two minutes.
     packages::ensure("cron", &["cron"]);
     ArchiveBuilder::demo("full", "1.0.0").drop_into(Path::new("/srv/cutover/drop"));
-    let _ = Command::new("pkill").args(["-x", "cron"]).output();
-    ok(&mut Command::new("cron"));
+    let cron = OwnCron::start();
     let staged = Path::new("/srv/cutover/staging")
         .join(ArchiveBuilder::demo("full", "1.0.0").name().file_name());
     let start = Instant::now();
@@ -183,7 +219,7 @@ fn deb_builds_installs_runs_from_cron_and_purges() {
         "cron's collector recorded Last: {state}"
     );
     println!("cron staged the artifact after {:?}", start.elapsed());
-    let _ = Command::new("pkill").args(["-x", "cron"]).output();
+    drop(cron);
 
     // Purge: the package's files and config go; releases and state stay.
     ok(Command::new("dpkg").args(["--purge", "cutover"]));
