@@ -22,6 +22,9 @@ _switcher() {
             switcher,help)
                 cmd="switcher__subcmd__help"
                 ;;
+            switcher,nginx-site)
+                cmd="switcher__subcmd__nginx__subcmd__site"
+                ;;
             switcher,releases)
                 cmd="switcher__subcmd__releases"
                 ;;
@@ -36,6 +39,9 @@ _switcher() {
                 ;;
             switcher__subcmd__help,help)
                 cmd="switcher__subcmd__help__subcmd__help"
+                ;;
+            switcher__subcmd__help,nginx-site)
+                cmd="switcher__subcmd__help__subcmd__nginx__subcmd__site"
                 ;;
             switcher__subcmd__help,releases)
                 cmd="switcher__subcmd__help__subcmd__releases"
@@ -53,7 +59,7 @@ _switcher() {
 
     case "${cmd}" in
         switcher)
-            opts="-v -q -h -V --config --dry-run --verbose --quiet --generate --help --version rollback releases status check help"
+            opts="-v -q -h -V --config --dry-run --verbose --quiet --generate --help --version rollback releases status check nginx-site help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -101,7 +107,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__help)
-            opts="rollback releases status check help"
+            opts="rollback releases status check nginx-site help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -129,6 +135,20 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        switcher__subcmd__help__subcmd__nginx__subcmd__site)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -177,6 +197,24 @@ _switcher() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        switcher__subcmd__nginx__subcmd__site)
+            opts="-v -q -h --config --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

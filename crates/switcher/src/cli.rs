@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use deploy_root::logging::LogArgs;
 use deploy_root::{Config, Layout};
 
-use crate::{check, dry_run, exit_codes, pass, releases_cmd, rollback, status};
+use crate::{check, dry_run, exit_codes, nginx_site, pass, releases_cmd, rollback, status};
 
 /// Takes the newest staged artifact into service: prepares its release,
 /// stops the service, flips current/ atomically, starts it and verifies it,
@@ -80,6 +80,10 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value = "/etc/nginx")]
         nginx_dir: PathBuf,
     },
+    /// Print the nginx site for this config: root, [nginx] listen, the
+    /// frontend and backend components (what the package writes to
+    /// /etc/nginx/sites-available/cutover).
+    NginxSite,
 }
 
 /// Parses the command line and runs it.
@@ -139,6 +143,18 @@ pub fn run() -> anyhow::Result<u8> {
             } else {
                 exit_codes::CHECK_FAILED
             })
+        }
+        Some(Command::NginxSite) => rendered(nginx_site::render(&config)),
+    }
+}
+
+/// Prints a rendering, or says why there is none (exit 78: the config).
+fn rendered(text: Result<String, String>) -> anyhow::Result<u8> {
+    match text {
+        Ok(text) => print(&text).map(|()| exit_codes::OK),
+        Err(why) => {
+            eprintln!("switcher: {why}");
+            Ok(exit_codes::CONFIG)
         }
     }
 }

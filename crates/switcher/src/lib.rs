@@ -13,6 +13,7 @@
 //! - [`record`], [`history`], [`failure`]: what a pass writes down.
 //! - [`retention`]: pruning releases and staging.
 //! - [`rollback`], [`releases_cmd`]: the subcommands.
+//! - [`check`], [`nginx_site`]: the machine checked; the nginx site rendered.
 
 pub mod probe;
 pub mod status;
@@ -25,6 +26,7 @@ pub mod exit_codes;
 pub mod failure;
 pub mod history;
 pub mod journal;
+pub mod nginx_site;
 pub mod pass;
 pub mod plan;
 pub mod record;

@@ -12,4 +12,5 @@ mod failures;
 mod faults;
 mod integrity;
 mod retention;
+mod site;
 mod unpack;
