@@ -13,7 +13,8 @@
 //! - [`record`], [`history`], [`failure`]: what a pass writes down.
 //! - [`retention`]: pruning releases and staging.
 //! - [`rollback`], [`releases_cmd`]: the subcommands.
-//! - [`check`], [`nginx_site`]: the machine checked; the nginx site rendered.
+//! - [`check`] (with [`shell`]), [`nginx_site`], [`systemd_dropin`]: the
+//!   machine checked; the nginx site and the unit's drop-in rendered.
 
 pub mod probe;
 pub mod status;
@@ -35,7 +36,9 @@ pub mod release;
 pub mod releases_cmd;
 pub mod retention;
 pub mod rollback;
+pub mod shell;
 pub mod staged;
 pub mod switch;
+pub mod systemd_dropin;
 pub mod unpack;
 pub mod verify;
