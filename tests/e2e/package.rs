@@ -50,6 +50,10 @@ fn mode_owner(path: &str) -> (u32, String, String) {
     (meta.mode() & 0o7777, user, group)
 }
 
+/// The nginx site and the systemd drop-in that postinst renders.
+const SITE: &str = "/etc/nginx/sites-available/cutover";
+const DROPIN: &str = "/etc/systemd/system/cutover.service.d/paths.conf";
+
 /// Purges the package and the root it made, whatever the test's outcome.
 struct Installed;
 
@@ -57,6 +61,8 @@ impl Drop for Installed {
     fn drop(&mut self) {
         let _ = Command::new("dpkg").args(["--purge", "cutover"]).output();
         let _ = fs::remove_dir_all("/srv/cutover");
+        let _ = fs::remove_file(SITE);
+        let _ = fs::remove_file(DROPIN);
     }
 }
 
@@ -116,6 +122,12 @@ fn deb_builds_installs_runs_from_cron_and_purges() {
         !Path::new("/srv/cutover").exists(),
         "/srv/cutover exists on this machine; the package test would replace it, so it refuses to run here"
     );
+    for path in [SITE, DROPIN] {
+        assert!(
+            !Path::new(path).exists(),
+            "{path} exists on this machine; the package writes and purges it, so the test refuses to run here"
+        );
+    }
 
     // Build: release binaries, then the .deb from them.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -181,6 +193,22 @@ fn deb_builds_installs_runs_from_cron_and_purges() {
         assert!(Path::new(file).exists(), "{file} is not installed");
     }
 
+    // postinst rendered the nginx site and the unit's drop-in from the
+    // installed config with the installed switcher: the site is the one
+    // shipped as the example, the drop-in lets the unit write the root.
+    if Path::new("/etc/nginx/sites-available").is_dir() {
+        assert_eq!(
+            fs::read_to_string(SITE).unwrap_or_else(|e| panic!("{SITE}: {e}")),
+            fs::read_to_string(workspace_root().join("deploy/nginx/cutover.conf")).unwrap(),
+            "postinst's {SITE} is not the shipped rendering of the example config"
+        );
+    }
+    let dropin = fs::read_to_string(DROPIN).unwrap_or_else(|e| panic!("{DROPIN}: {e}"));
+    assert!(
+        dropin.contains("\nReadWritePaths=\nReadWritePaths=/srv/cutover\n"),
+        "{dropin}"
+    );
+
     // switcher check runs from /usr/bin against the installed config: the
     // folders are right; the example's commands and nginx site are the
     // site's to set up, so problems are reported (exit 5), not a crash or a
@@ -204,8 +232,13 @@ fn deb_builds_installs_runs_from_cron_and_purges() {
     let cron = OwnCron::start();
     let staged = Path::new("/srv/cutover/staging")
         .join(ArchiveBuilder::demo("full", "1.0.0").name().file_name());
+    // The collector stages the artifact, then writes its state: wait for
+    // both, so that the state is not read between the two.
+    let collector_state = Path::new("/srv/cutover/state/collector.json");
+    let recorded =
+        || fs::read_to_string(collector_state).is_ok_and(|state| state.contains("full_"));
     let start = Instant::now();
-    while !staged.exists() && start.elapsed() < Duration::from_secs(130) {
+    while !(staged.exists() && recorded()) && start.elapsed() < Duration::from_secs(130) {
         std::thread::sleep(Duration::from_secs(2));
     }
     assert!(
@@ -213,10 +246,10 @@ fn deb_builds_installs_runs_from_cron_and_purges() {
         "cron did not run the collector within two minutes; /srv/cutover:\n{}",
         cutover_tests::sandbox::listing(Path::new("/srv/cutover"))
     );
-    let state = fs::read_to_string("/srv/cutover/state/collector.json").unwrap();
     assert!(
-        state.contains("full_"),
-        "cron's collector recorded Last: {state}"
+        recorded(),
+        "cron's collector recorded Last: {:?}",
+        fs::read_to_string(collector_state)
     );
     println!("cron staged the artifact after {:?}", start.elapsed());
     drop(cron);
@@ -229,6 +262,8 @@ fn deb_builds_installs_runs_from_cron_and_purges() {
         "/etc/cutover should go with purge"
     );
     assert!(!Path::new("/etc/cron.d/cutover").exists());
+    assert!(!Path::new(DROPIN).exists(), "purge removes the drop-in");
+    assert!(!Path::new(SITE).exists(), "purge removes the site it wrote");
     assert!(
         staged.exists(),
         "purge keeps the deploy root's data unless asked"
