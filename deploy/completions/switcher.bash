@@ -22,6 +22,9 @@ _switcher() {
             switcher,help)
                 cmd="switcher__subcmd__help"
                 ;;
+            switcher,nginx-site)
+                cmd="switcher__subcmd__nginx__subcmd__site"
+                ;;
             switcher,releases)
                 cmd="switcher__subcmd__releases"
                 ;;
@@ -31,11 +34,17 @@ _switcher() {
             switcher,status)
                 cmd="switcher__subcmd__status"
                 ;;
+            switcher,systemd-dropin)
+                cmd="switcher__subcmd__systemd__subcmd__dropin"
+                ;;
             switcher__subcmd__help,check)
                 cmd="switcher__subcmd__help__subcmd__check"
                 ;;
             switcher__subcmd__help,help)
                 cmd="switcher__subcmd__help__subcmd__help"
+                ;;
+            switcher__subcmd__help,nginx-site)
+                cmd="switcher__subcmd__help__subcmd__nginx__subcmd__site"
                 ;;
             switcher__subcmd__help,releases)
                 cmd="switcher__subcmd__help__subcmd__releases"
@@ -46,6 +55,9 @@ _switcher() {
             switcher__subcmd__help,status)
                 cmd="switcher__subcmd__help__subcmd__status"
                 ;;
+            switcher__subcmd__help,systemd-dropin)
+                cmd="switcher__subcmd__help__subcmd__systemd__subcmd__dropin"
+                ;;
             *)
                 ;;
         esac
@@ -53,7 +65,7 @@ _switcher() {
 
     case "${cmd}" in
         switcher)
-            opts="-v -q -h -V --config --dry-run --verbose --quiet --generate --help --version rollback releases status check help"
+            opts="-v -q -h -V --config --dry-run --verbose --quiet --generate --help --version rollback releases status check nginx-site systemd-dropin help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -75,7 +87,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__check)
-            opts="-v -q -h --user --nginx-dir --config --dry-run --verbose --quiet --help"
+            opts="-v -q -h --user --nginx-conf --systemd-dir --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -85,7 +97,11 @@ _switcher() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --nginx-dir)
+                --nginx-conf)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --systemd-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -101,7 +117,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__help)
-            opts="rollback releases status check help"
+            opts="rollback releases status check nginx-site systemd-dropin help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -129,6 +145,20 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        switcher__subcmd__help__subcmd__nginx__subcmd__site)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -184,6 +214,38 @@ _switcher() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        switcher__subcmd__help__subcmd__systemd__subcmd__dropin)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        switcher__subcmd__nginx__subcmd__site)
+            opts="-v -q -h --config --dry-run --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         switcher__subcmd__releases)
             opts="-v -q -h --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -222,6 +284,24 @@ _switcher() {
             ;;
         switcher__subcmd__status)
             opts="-v -q -h --json --config --dry-run --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        switcher__subcmd__systemd__subcmd__dropin)
+            opts="-v -q -h --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -14,6 +14,8 @@
 //! - [`retention`]: pruning releases and staging; [`logs`]: rotating command logs.
 //! - [`transitions`]: one line when a component goes DOWN or unhealthy, or recovers.
 //! - [`rollback`], [`releases_cmd`]: the subcommands.
+//! - [`check`] (with [`shell`]), [`nginx_site`], [`systemd_dropin`]: the
+//!   machine checked; the nginx site and the unit's drop-in rendered.
 
 pub mod probe;
 pub mod status;
@@ -27,6 +29,7 @@ pub mod failure;
 pub mod history;
 pub mod journal;
 pub mod logs;
+pub mod nginx_site;
 pub mod pass;
 pub mod plan;
 pub mod record;
@@ -35,8 +38,10 @@ pub mod release;
 pub mod releases_cmd;
 pub mod retention;
 pub mod rollback;
+pub mod shell;
 pub mod staged;
 pub mod switch;
+pub mod systemd_dropin;
 pub mod transitions;
 pub mod unpack;
 pub mod verify;

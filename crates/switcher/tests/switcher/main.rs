@@ -14,6 +14,7 @@ mod faults;
 mod integrity;
 mod logs;
 mod retention;
+mod site;
 mod staging;
 mod transitions;
 mod unpack;
