@@ -31,6 +31,9 @@ _switcher() {
             switcher,help)
                 cmd="switcher__subcmd__help"
                 ;;
+            switcher,nginx-site)
+                cmd="switcher__subcmd__nginx__subcmd__site"
+                ;;
             switcher,pin)
                 cmd="switcher__subcmd__pin"
                 ;;
@@ -45,6 +48,9 @@ _switcher() {
                 ;;
             switcher,status)
                 cmd="switcher__subcmd__status"
+                ;;
+            switcher,systemd-dropin)
+                cmd="switcher__subcmd__systemd__subcmd__dropin"
                 ;;
             switcher,unfreeze)
                 cmd="switcher__subcmd__unfreeze"
@@ -67,6 +73,9 @@ _switcher() {
             switcher__subcmd__help,help)
                 cmd="switcher__subcmd__help__subcmd__help"
                 ;;
+            switcher__subcmd__help,nginx-site)
+                cmd="switcher__subcmd__help__subcmd__nginx__subcmd__site"
+                ;;
             switcher__subcmd__help,pin)
                 cmd="switcher__subcmd__help__subcmd__pin"
                 ;;
@@ -82,6 +91,9 @@ _switcher() {
             switcher__subcmd__help,status)
                 cmd="switcher__subcmd__help__subcmd__status"
                 ;;
+            switcher__subcmd__help,systemd-dropin)
+                cmd="switcher__subcmd__help__subcmd__systemd__subcmd__dropin"
+                ;;
             switcher__subcmd__help,unfreeze)
                 cmd="switcher__subcmd__help__subcmd__unfreeze"
                 ;;
@@ -95,7 +107,7 @@ _switcher() {
 
     case "${cmd}" in
         switcher)
-            opts="-v -q -h -V --config --dry-run --verbose --quiet --generate --help --version rollback releases status check deploy pin unpin freeze unfreeze retry follow help"
+            opts="-v -q -h -V --config --dry-run --verbose --quiet --generate --help --version rollback releases status check deploy pin unpin freeze unfreeze retry follow nginx-site systemd-dropin help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -117,7 +129,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__check)
-            opts="-v -q -h --user --nginx-dir --config --verbose --quiet --help"
+            opts="-v -q -h --user --nginx-conf --systemd-dir --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -127,7 +139,11 @@ _switcher() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --nginx-dir)
+                --nginx-conf)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --systemd-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -143,7 +159,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__deploy)
-            opts="-v -q -h --component --reason --dry-run --config --verbose --quiet --help"
+            opts="-v -q -h --component --reason --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -169,7 +185,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__follow)
-            opts="-v -q -h --any --default --reason --until --dry-run --config --verbose --quiet --help"
+            opts="-v -q -h --any --default --reason --until --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -195,7 +211,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__freeze)
-            opts="-v -q -h --reason --until --dry-run --config --verbose --quiet --help"
+            opts="-v -q -h --reason --until --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -221,7 +237,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__help)
-            opts="rollback releases status check deploy pin unpin freeze unfreeze retry follow help"
+            opts="rollback releases status check deploy pin unpin freeze unfreeze retry follow nginx-site systemd-dropin help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -291,6 +307,20 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        switcher__subcmd__help__subcmd__nginx__subcmd__site)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -374,6 +404,20 @@ _switcher() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        switcher__subcmd__help__subcmd__systemd__subcmd__dropin)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         switcher__subcmd__help__subcmd__unfreeze)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -402,8 +446,26 @@ _switcher() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        switcher__subcmd__nginx__subcmd__site)
+            opts="-v -q -h --config --dry-run --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         switcher__subcmd__pin)
-            opts="-v -q -h --reason --until --dry-run --config --verbose --quiet --help"
+            opts="-v -q -h --reason --until --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -429,7 +491,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__releases)
-            opts="-v -q -h --config --verbose --quiet --help"
+            opts="-v -q -h --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -447,7 +509,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__retry)
-            opts="-v -q -h --dry-run --config --verbose --quiet --help"
+            opts="-v -q -h --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -465,7 +527,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__rollback)
-            opts="-v -q -h --config --verbose --quiet --help"
+            opts="-v -q -h --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -483,7 +545,25 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__status)
-            opts="-v -q -h --json --config --verbose --quiet --help"
+            opts="-v -q -h --json --config --dry-run --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        switcher__subcmd__systemd__subcmd__dropin)
+            opts="-v -q -h --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -501,7 +581,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__unfreeze)
-            opts="-v -q -h --dry-run --config --verbose --quiet --help"
+            opts="-v -q -h --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -519,7 +599,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__unpin)
-            opts="-v -q -h --dry-run --config --verbose --quiet --help"
+            opts="-v -q -h --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -6,6 +6,8 @@
 //! - [`atomic`]: writes and symlink flips that are all-or-nothing.
 //! - [`state`]: the state files both binaries write and the status page reads.
 //! - [`control`]: state/control.json, the holds operators set by hand.
+//! - [`staging`]: what counts as staged, its order, "newer than what runs",
+//!   and what pruning must keep: one policy for both binaries.
 //! - [`time`]: UTC times stored as RFC 3339 with `Z`.
 //! - [`digest`]: streaming SHA-256.
 //! - [`logging`]: the `-v`/`-q` flags and the tracing subscriber.
@@ -21,6 +23,7 @@ pub mod generate;
 pub mod layout;
 pub mod lock;
 pub mod logging;
+pub mod staging;
 pub mod state;
 pub mod time;
 

@@ -4,7 +4,8 @@
 //! The holds live in `state/control.json` ([`deploy_root::control`]),
 //! written atomically under the switcher's lock, so a hand command never
 //! races a cron pass. Each command that changes something appends one
-//! history line saying who ran it; `--dry-run` reads the same files, takes
+//! history line saying who ran it; with the global `--dry-run` (`switcher
+//! --dry-run pin`, or `switcher pin --dry-run`) it reads the same files, takes
 //! no lock and writes nothing. The control file is written before the
 //! history line: a crash in between (fault point `after-control-write`)
 //! leaves the hold in force without its line, never a line for a hold that
@@ -48,9 +49,6 @@ pub enum Verb {
         /// Why, recorded with the pin.
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
-        /// Say what it would do; change nothing.
-        #[arg(long)]
-        dry_run: bool,
     },
     /// Keep components on what runs: automatic passes leave them alone.
     Pin {
@@ -63,17 +61,11 @@ pub enum Verb {
         /// long ("8h", "30m").
         #[arg(long, value_name = "TIME", value_parser = parse_until)]
         until: Option<Until>,
-        /// Say what it would do; change nothing.
-        #[arg(long)]
-        dry_run: bool,
     },
     /// Lift pins: automatic passes deploy these components again.
     Unpin {
         /// The components [default: all].
         components: Vec<String>,
-        /// Say what it would do; change nothing.
-        #[arg(long)]
-        dry_run: bool,
     },
     /// No automatic deploys for any component (the collector keeps collecting).
     Freeze {
@@ -84,23 +76,13 @@ pub enum Verb {
         /// long ("8h", "30m").
         #[arg(long, value_name = "TIME", value_parser = parse_until)]
         until: Option<Until>,
-        /// Say what it would do; change nothing.
-        #[arg(long)]
-        dry_run: bool,
     },
     /// Lift the freeze.
-    Unfreeze {
-        /// Say what it would do; change nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Unfreeze,
     /// Clear an artifact's failure mark, so that the next pass may try it again.
     Retry {
         /// The artifact's file name, as `switcher releases` or the status page show it.
         artifact: String,
-        /// Say what it would do; change nothing.
-        #[arg(long)]
-        dry_run: bool,
     },
     /// Which branches automatic passes deploy, from now on (overrides
     /// `switcher.branches` until `--default`).
@@ -121,9 +103,6 @@ pub enum Verb {
         /// 3339 with a zone) or after this long ("8h").
         #[arg(long, value_name = "TIME", value_parser = parse_until)]
         until: Option<Until>,
-        /// Say what it would do; change nothing.
-        #[arg(long)]
-        dry_run: bool,
     },
 }
 
@@ -249,7 +228,9 @@ fn effective(config: &Config, control: &ControlState, now: DateTime<Utc>) -> (Co
 }
 
 /// Runs one control subcommand and returns the exit code.
-pub fn run(config: &Config, layout: &Layout, verb: Verb) -> anyhow::Result<u8> {
+/// With `dry_run` (the global `--dry-run`), says what it would do and
+/// changes nothing.
+pub fn run(config: &Config, layout: &Layout, verb: Verb, dry_run: bool) -> anyhow::Result<u8> {
     let now = Utc::now();
     let who = ctl::who();
     match verb {
@@ -257,13 +238,11 @@ pub fn run(config: &Config, layout: &Layout, verb: Verb) -> anyhow::Result<u8> {
             artifact,
             components,
             reason,
-            dry_run,
         } => deploy(config, layout, &artifact, &components, reason, dry_run),
         Verb::Pin {
             components,
             reason,
             until,
-            dry_run,
         } => {
             let components = pick(config, &components)?;
             let hold = Hold {
@@ -295,10 +274,7 @@ pub fn run(config: &Config, layout: &Layout, verb: Verb) -> anyhow::Result<u8> {
                 ))
             })
         }
-        Verb::Unpin {
-            components,
-            dry_run,
-        } => {
+        Verb::Unpin { components } => {
             let named = !components.is_empty();
             let components = pick(config, &components)?;
             change(layout, dry_run, "unpin", components.clone(), &who, |c| {
@@ -316,11 +292,7 @@ pub fn run(config: &Config, layout: &Layout, verb: Verb) -> anyhow::Result<u8> {
                 Ok(format!("unpin {}", lifted.join(", ")))
             })
         }
-        Verb::Freeze {
-            reason,
-            until,
-            dry_run,
-        } => {
+        Verb::Freeze { reason, until } => {
             let hold = Hold {
                 reason,
                 who: who.clone(),
@@ -335,20 +307,19 @@ pub fn run(config: &Config, layout: &Layout, verb: Verb) -> anyhow::Result<u8> {
                 ))
             })
         }
-        Verb::Unfreeze { dry_run } => change(layout, dry_run, "unfreeze", Vec::new(), &who, |c| {
+        Verb::Unfreeze => change(layout, dry_run, "unfreeze", Vec::new(), &who, |c| {
             match c.freeze.take() {
                 Some(f) => Ok(format!("unfreeze (frozen {})", f.words())),
                 None => bail!("the switcher is not frozen"),
             }
         }),
-        Verb::Retry { artifact, dry_run } => retry(config, layout, &artifact, dry_run, &who),
+        Verb::Retry { artifact } => retry(config, layout, &artifact, dry_run, &who),
         Verb::Follow {
             branches,
             any,
             default,
             reason,
             until,
-            dry_run,
         } => {
             let hold = Hold {
                 reason,

@@ -14,19 +14,27 @@ use crate::exit_codes;
 use crate::journal::{self, Journal, Step};
 use crate::recover::{self, Recovery};
 use crate::switch::Outcome;
-use crate::{control, history, plan, record, release, retention, staged, status, switch};
+use crate::{
+    control, history, logs, plan, record, release, retention, staged, status, switch, transitions,
+};
 
 /// Runs one pass and returns the exit code.
 pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
     layout.ensure()?;
     let Some(_lock) = lock::try_lock(&layout.switcher_lock())? else {
-        tracing::warn!(
+        // Normal when a pass outlasts cron's minute: not worth a mail
+        // (info, like the collector; shown with -v).
+        tracing::info!(
             "another switcher run holds {}; nothing done",
             layout.switcher_lock().display()
         );
         return Ok(exit_codes::OK);
     };
     fault::point("switcher:after-lock");
+    // Before any command writes: bounded logs whatever the pass does.
+    if let Err(e) = logs::rotate(config, layout) {
+        tracing::warn!("rotating the command logs: {e:#}");
+    }
     let started = Instant::now();
     let result = locked_pass(config, layout, started);
     // The status page is refreshed after every pass, whatever its outcome.
@@ -46,7 +54,7 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
             tracing::error!(
                 "recovering from a cut-short pass failed: {why}; the service may be down"
             );
-            save(layout, &mut st, started)?;
+            save(config, layout, &mut st, started)?;
             return Ok(exit_codes::ROLLBACK_FAILED);
         }
     }
@@ -55,10 +63,20 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
     // first; `config` then carries the followed branches.
     let (config, held) = &control::for_pass(config, layout)?;
     let staged = staged::list(layout)?;
-    let plan = plan::choose_held(config, &st, held, &staged);
+    let plan = plan::choose_held(config, &st, held, &staged, Utc::now());
+    // Said once when an artifact starts being held (cron mails what is
+    // printed: not every minute), and recorded for the status page.
+    for (artifact, why) in &plan.held {
+        if st.held.contains_key(artifact) {
+            tracing::debug!("{artifact} is held: {why}");
+        } else {
+            tracing::warn!("not deploying {artifact}: {why}");
+        }
+    }
+    st.held.clone_from(&plan.held);
     let Some(choice) = plan.choice else {
         tracing::debug!("nothing to deploy");
-        save(layout, &mut st, started)?;
+        save(config, layout, &mut st, started)?;
         retention::prune(config, layout, &st, &staged);
         return Ok(exit_codes::OK);
     };
@@ -171,12 +189,28 @@ pub fn deploy(
         record::mark_failed(st, failure.to_failure(&artifact, Utc::now()), &from);
         entry.outcome = format!("{}-failed", failure.step);
         entry.reason = Some(failure.to_string());
-        finish(layout, st, entry, steps, started, by_hand)?;
+        finish(config, layout, st, entry, steps, started, by_hand)?;
         retention::prune(config, layout, st, staged);
         return Ok(exit_codes::DEPLOY_FAILED);
     }
     let t = Instant::now();
-    let outcome = switch::switch(config, layout, &mut j)?;
+    let outcome = match switch::switch(config, layout, &mut j) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // The machine's fault (the journal cannot be written: a full
+            // disk) before anything was stopped: the service runs on
+            // untouched, nothing is marked, and no journal may be left, or
+            // the next pass would count an interrupted attempt against the
+            // artifact. The prepared folders go too: they hold space.
+            if let Err(e) = journal::remove(layout) {
+                tracing::error!("{e:#}");
+            }
+            if let Err(e) = release::remove_releases(layout, &choice.components, &id) {
+                tracing::error!("{e:#}");
+            }
+            return Err(e.context(format!("not deploying {artifact}")));
+        }
+    };
     steps.push(("switch".into(), ms(t)));
     journal::step(layout, &mut j, Step::Record)?;
     fault::point("switcher:before-state-write");
@@ -209,7 +243,7 @@ pub fn deploy(
             exit_codes::ROLLBACK_FAILED
         }
     };
-    finish(layout, st, entry, steps, started, by_hand)?;
+    finish(config, layout, st, entry, steps, started, by_hand)?;
     retention::prune(config, layout, st, staged);
     Ok(code)
 }
@@ -218,6 +252,7 @@ pub fn deploy(
 /// that order: a crash in between leaves a journal that recovery sees as
 /// complete or re-does harmlessly).
 fn finish(
+    config: &Config,
     layout: &Layout,
     st: &mut SwitcherState,
     mut entry: HistoryEntry,
@@ -225,7 +260,7 @@ fn finish(
     started: Instant,
     by_hand: Option<&ByHand<'_>>,
 ) -> anyhow::Result<()> {
-    save(layout, st, started)?;
+    save(config, layout, st, started)?;
     entry.steps = steps;
     entry.total_ms = ms(started);
     match by_hand {
@@ -241,7 +276,15 @@ fn finish(
     journal::remove(layout)
 }
 
-fn save(layout: &Layout, st: &mut SwitcherState, started: Instant) -> anyhow::Result<()> {
+fn save(
+    config: &Config,
+    layout: &Layout,
+    st: &mut SwitcherState,
+    started: Instant,
+) -> anyhow::Result<()> {
+    // Last thing before the state is written, so that what is seen (and
+    // said) is what this pass leaves running.
+    transitions::update(config, st);
     record::stamp(st, started);
     state::save(&layout.switcher_state(), st)
 }

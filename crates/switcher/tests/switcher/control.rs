@@ -149,15 +149,11 @@ fn a_failed_deploy_by_hand_rolls_back_and_pins_nothing() {
     assert_serves(&sb, &run, "1.0.0");
     assert!(!sb.root.join("state/control.json").exists(), "{run}");
     // Older than what runs, by hand: fine, and pinned.
-    stage(&sb, &demo("full", "0.9.0", 0));
+    let old = demo("full", "0.9.0", 0);
+    stage(&sb, &old);
     let run = switcher(
         &sb,
-        &[
-            "deploy",
-            "full_20261126T000000Z_0.9.0_master.tar.gz",
-            "--component",
-            "backend",
-        ],
+        &["deploy", old.name().file_name(), "--component", "backend"],
     );
     run.success();
     assert_serves(&sb, &run, "0.9.0");
@@ -361,10 +357,16 @@ fn dry_run_of_every_verb_changes_nothing() {
         ),
     ];
     for (args, says) in cases {
-        let before = sb.listing();
-        let run = switcher(&sb, args);
-        run.success().stdout_has("Dry run").stdout_has(says);
-        assert_eq!(before, sb.listing(), "{args:?} changed the tree\n{run}");
+        // The flag is the switcher's global one: after the verb, or before.
+        let before_verb: Vec<&str> = std::iter::once("--dry-run")
+            .chain(args.iter().copied().filter(|a| *a != "--dry-run"))
+            .collect();
+        for args in [args.to_vec(), before_verb] {
+            let before = sb.listing();
+            let run = switcher(&sb, &args);
+            run.success().stdout_has("Dry run").stdout_has(says);
+            assert_eq!(before, sb.listing(), "{args:?} changed the tree\n{run}");
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod check;
+mod clock;
 mod common;
 mod control;
 mod deploy;
@@ -12,5 +13,9 @@ mod dry_run;
 mod failures;
 mod faults;
 mod integrity;
+mod logs;
 mod retention;
+mod site;
+mod staging;
+mod transitions;
 mod unpack;

@@ -9,15 +9,22 @@
 //! Only plain http is built in. A page that cannot be fetched or read
 //! is retried until the time-out (the VM may be rebooting); a page of
 //! another schema ends the wait at once, since it cannot be read correctly.
+//!
+//! The deploy went as designed when each component of the kind runs the
+//! artifact or a build made later (in the contract's order: build time,
+//! then name): a `full` older than the running frontend deploys only its
+//! backend, and an artifact superseded before the first poll never runs at
+//! all. Either way the wait ends well, saying which component runs what.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
+use artifact_name::ArtifactName;
 use serde_json::Value;
 
 use super::progress::Progress;
 use super::Failure;
-use crate::exit_codes;
+use artifact_name::exit_codes;
 
 /// The schemas of deploy-status.json this reads (2 adds `control`, the
 /// holds set by hand, and the sync state `held`).
@@ -65,8 +72,9 @@ pub fn status_url(url: &str) -> anyhow::Result<String> {
 /// What one status document says about the delivered artifact.
 #[derive(Debug, PartialEq)]
 pub enum Verdict {
-    /// Every component runs it.
-    Running,
+    /// Every component runs it or a build made later; for the latter, one
+    /// line each ("frontend runs a newer build: <name>").
+    Running(Vec<String>),
     /// The switcher marked it failed.
     Failed {
         component: String,
@@ -81,7 +89,7 @@ pub enum Verdict {
 }
 
 /// Reads a status document. `Err` for a page that is not a status document
-/// of schema 1.
+/// of schema 1 or 2.
 pub fn judge(doc: &Value, spec: &Spec) -> Result<Verdict, Problem> {
     let Some(obj) = doc.as_object() else {
         return Err(Problem::Unreadable("is not a JSON object".into()));
@@ -97,6 +105,12 @@ pub fn judge(doc: &Value, spec: &Spec) -> Result<Verdict, Problem> {
     }
     let components = obj.get("components").and_then(Value::as_object);
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
+    let ours = ArtifactName::parse(&spec.artifact).ok();
+    // A name outside the contract is never "later": it is not a build.
+    let later = |a: &str| match (&ours, ArtifactName::parse(a)) {
+        (Some(ours), Ok(theirs)) => theirs > *ours,
+        _ => false,
+    };
     let mut instead = Vec::new();
     let mut held = Vec::new();
     let control = obj.get("control");
@@ -116,6 +130,7 @@ pub fn judge(doc: &Value, spec: &Spec) -> Result<Verdict, Problem> {
     {
         held.push(format!("the VM is frozen {}", hold_words(f)));
     }
+    let mut newer = Vec::new();
     for c in &spec.components {
         let state = components.and_then(|cs| cs.get(c));
         let failure = state.and_then(|s| s.get("last_failure"));
@@ -143,21 +158,24 @@ pub fn judge(doc: &Value, spec: &Spec) -> Result<Verdict, Problem> {
             .and_then(|s| s.get("running"))
             .and_then(|r| r.get("artifact"))
             .and_then(Value::as_str);
+        let mut line = match (state, running) {
+            (None, _) => format!("{c}: not on the status page"),
+            (_, Some(a)) if a == spec.artifact => continue,
+            (_, Some(a)) if later(a) => {
+                newer.push(format!("{c} runs a newer build: {a}"));
+                continue;
+            }
+            (_, Some(a)) => format!("{c} runs {a}"),
+            (_, None) => format!("{c} runs nothing"),
+        };
+        // Pinned and not done: nothing will deploy it there by itself.
         if let Some(p) = control
             .and_then(|ctl| ctl.get("pins"))
             .and_then(|p| p.get(c))
             .filter(|p| p.is_object())
         {
-            if running != Some(spec.artifact.as_str()) {
-                held.push(format!("{c} is pinned {}", hold_words(p)));
-            }
+            held.push(format!("{c} is pinned {}", hold_words(p)));
         }
-        let mut line = match (state, running) {
-            (None, _) => format!("{c}: not on the status page"),
-            (_, Some(a)) if a == spec.artifact => continue,
-            (_, Some(a)) => format!("{c} runs {a}"),
-            (_, None) => format!("{c} runs nothing"),
-        };
         // Whether the collector has taken it tells "upload not seen" from
         // "seen but not started"; the switcher's reason says why not.
         let last = state
@@ -178,7 +196,7 @@ pub fn judge(doc: &Value, spec: &Spec) -> Result<Verdict, Problem> {
         instead.push(line);
     }
     if instead.is_empty() {
-        Ok(Verdict::Running)
+        Ok(Verdict::Running(newer))
     } else if !held.is_empty() {
         Ok(Verdict::Held(held.join("; ")))
     } else {
@@ -215,8 +233,16 @@ pub fn wait(urls: &[String], spec: &Spec, progress: &Progress) -> anyhow::Result
         let mut still = Vec::new();
         for (url, last) in pending {
             let now = match fetch(&agent, &url).and_then(|doc| judge(&doc, spec)) {
-                Ok(Verdict::Running) => {
+                Ok(Verdict::Running(newer)) if newer.is_empty() => {
                     progress.line(format_args!("{url}: {} runs", spec.artifact));
+                    continue;
+                }
+                Ok(Verdict::Running(newer)) => {
+                    progress.line(format_args!(
+                        "{url}: done, {} or a newer build runs: {}",
+                        spec.artifact,
+                        newer.join(", ")
+                    ));
                     continue;
                 }
                 Ok(Verdict::Failed {
@@ -304,9 +330,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const OURS: &str = "full_20261126T235012Z_1.4.2_master.tar.zst";
+
     fn spec() -> Spec {
         Spec {
-            artifact: "full_x.tar.zst".into(),
+            artifact: OURS.into(),
             components: vec!["backend".into(), "frontend".into()],
             timeout: Duration::from_secs(1),
             interval: Duration::from_secs(1),
@@ -331,9 +359,10 @@ mod tests {
     #[test]
     fn verdicts() {
         let run = |a: &str| json!({"running": {"artifact": a}});
-        let doc = json!({"schema": 1, "components": {"backend": run("full_x.tar.zst"), "frontend": run("full_x.tar.zst")}});
-        assert_eq!(judge(&doc, &spec()), Ok(Verdict::Running));
-        let doc = json!({"schema": 1, "components": {"backend": run("full_x.tar.zst"), "frontend": run("old")}});
+        let doc = json!({"schema": 1, "components": {"backend": run(OURS), "frontend": run(OURS)}});
+        assert_eq!(judge(&doc, &spec()), Ok(Verdict::Running(vec![])));
+        let doc =
+            json!({"schema": 1, "components": {"backend": run(OURS), "frontend": run("old")}});
         assert_eq!(
             judge(&doc, &spec()),
             Ok(Verdict::Pending(
@@ -341,7 +370,7 @@ mod tests {
             ))
         );
         let mut doc = doc;
-        doc["components"]["frontend"]["last"] = json!({"artifact": "full_x.tar.zst"});
+        doc["components"]["frontend"]["last"] = json!({"artifact": OURS});
         doc["components"]["frontend"]["sync"] = json!({"reason": "waiting for the lock"});
         assert_eq!(
             judge(&doc, &spec()),
@@ -350,7 +379,7 @@ mod tests {
             ))
         );
         let doc = json!({"schema": 1, "components": {"backend": {"running": {"artifact": "old"},
-            "last_failure": {"artifact": "full_x.tar.zst", "step": "start", "reason": "exit 3"}}}});
+            "last_failure": {"artifact": OURS, "step": "start", "reason": "exit 3"}}}});
         assert_eq!(
             judge(&doc, &spec()),
             Ok(Verdict::Failed {
@@ -359,6 +388,30 @@ mod tests {
                 reason: "exit 3".into()
             })
         );
+        // A frontend built later runs: only the backend was deployed.
+        let newer = "frontend_20261127T000000Z_1.4.3_master.tar.zst";
+        let doc =
+            json!({"schema": 1, "components": {"backend": run(OURS), "frontend": run(newer)}});
+        assert_eq!(
+            judge(&doc, &spec()),
+            Ok(Verdict::Running(vec![format!(
+                "frontend runs a newer build: {newer}"
+            )]))
+        );
+        // Superseded everywhere before the first poll.
+        let later = "full_20261126T235013Z_1.4.2_master.tar.zst";
+        let doc =
+            json!({"schema": 1, "components": {"backend": run(later), "frontend": run(later)}});
+        assert!(matches!(judge(&doc, &spec()), Ok(Verdict::Running(v)) if v.len() == 2));
+        // Older builds, and names outside the contract, are not done.
+        for other in ["frontend_20261126T235011Z_9.9.9_master.tar.zst", "zzz"] {
+            let doc =
+                json!({"schema": 1, "components": {"backend": run(OURS), "frontend": run(other)}});
+            assert!(
+                matches!(judge(&doc, &spec()), Ok(Verdict::Pending(_))),
+                "{other}"
+            );
+        }
         assert!(matches!(
             judge(&json!({"schema": 3}), &spec()),
             Err(Problem::Schema(_))
@@ -372,6 +425,10 @@ mod tests {
                 "backend is pinned by alice since 2026-11-30T09:00:00Z: demo".into()
             ))
         );
+        // A pinned component that runs a later build is done, not held.
+        let doc = json!({"schema": 2, "components": {"backend": run(OURS), "frontend": run(newer)},
+            "control": {"pins": {"frontend": hold.clone()}, "freeze": hold.clone(), "follow": null}});
+        assert!(matches!(judge(&doc, &spec()), Ok(Verdict::Running(v)) if v.len() == 1));
         let doc = json!({"schema": 2, "components": {"backend": run("old"), "frontend": run("old")},
             "control": {"pins": {}, "freeze": hold, "follow": null}});
         assert!(
