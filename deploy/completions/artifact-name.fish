@@ -55,7 +55,7 @@ complete -c artifact-name -n "__fish_artifact_name_using_subcommand deliver" -l 
 complete -c artifact-name -n "__fish_artifact_name_using_subcommand deliver" -l ssh-option -d 'An ssh option (ssh -o OPTION), e.g. ProxyJump=bastion; repeatable. $CUTOVER_SSH replaces the ssh command itself (default "ssh")' -r
 complete -c artifact-name -n "__fish_artifact_name_using_subcommand deliver" -l retries -d 'How often a failed upload is tried again, with growing pauses' -r
 complete -c artifact-name -n "__fish_artifact_name_using_subcommand deliver" -l bwlimit -d 'Limits the upload\'s bandwidth in KiB/s (rsync --bwlimit)' -r
-complete -c artifact-name -n "__fish_artifact_name_using_subcommand deliver" -l wait -d 'After the upload, polls this status page (http://HOST/ or the URL of its deploy-status.json) until the artifact runs; repeatable' -r
+complete -c artifact-name -n "__fish_artifact_name_using_subcommand deliver" -l wait -d 'After the upload, polls this status page (http://HOST/ or the URL of its deploy-status.json) until each component runs the artifact or a build made later, or the VM holds it (frozen, or a component pinned: exit 8); repeatable' -r
 complete -c artifact-name -n "__fish_artifact_name_using_subcommand deliver" -l wait-timeout -d 'How long --wait waits, e.g. 15m or 90s' -r
 complete -c artifact-name -n "__fish_artifact_name_using_subcommand deliver" -l wait-interval -d 'How often --wait polls' -r
 complete -c artifact-name -n "__fish_artifact_name_using_subcommand deliver" -l gzip -d 'Packs tar.gz instead of tar.zst'

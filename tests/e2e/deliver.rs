@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use artifact_name::exit_codes;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
 use cutover_tests::bins::bin;
 use cutover_tests::sshd::Sshd;
 use cutover_tests::{Run, Sandbox};
@@ -192,6 +196,8 @@ fn a_killed_upload_leaves_nothing_the_collector_takes_and_the_next_one_goes_thro
         std::thread::sleep(Duration::from_millis(20));
     }
     let pgid = child.id();
+    // rsync and its ssh stay in deliver's process group: the kill takes them.
+    let started = descendants(pgid);
     let _ = Command::new("kill")
         .args(["-KILL", "--", &format!("-{pgid}")])
         .status();
@@ -203,16 +209,20 @@ fn a_killed_upload_leaves_nothing_the_collector_takes_and_the_next_one_goes_thro
             sshd.log()
         )
     });
-    // rsync writes into its own temp file `.<dest>.XXXXXX`, here
-    // `..<name>.part.XXXXXX`: a dotfile named after our `.part` name.
+    // rsync writes into its own temp file `.<dest>.XXXXXX` (no second dot
+    // for a dotfile), here `.cutover-<hex>.part.XXXXXX`.
     let seen_text = seen_name.to_string_lossy();
     assert!(
-        seen_text.starts_with('.')
-            && seen_text.contains(&format!(".{name}.part"))
-            && seen_len < 8 << 20,
+        seen_text.starts_with(".cutover-") && seen_text.contains(".part.") && seen_len < 8 << 20,
         "the upload in progress was {seen_name:?} ({seen_len} bytes): expected a partial dotfile"
     );
     assert!(!status.success(), "{shown} was not killed: {status}");
+    assert!(
+        within(Duration::from_secs(10), || started
+            .iter()
+            .all(|(p, c)| !runs(*p, c))),
+        "a kill of deliver's process group left some of {started:?} running"
+    );
 
     // The server side notices the dropped connection in its own time.
     std::thread::sleep(Duration::from_millis(500));
@@ -251,7 +261,7 @@ fn a_killed_upload_leaves_nothing_the_collector_takes_and_the_next_one_goes_thro
 }
 
 #[test]
-fn an_unreachable_or_unknown_host_fails_with_exit_3_naming_the_target() {
+fn an_unreachable_or_unknown_host_fails_with_exit_6_naming_the_target() {
     let sandbox = Sandbox::new();
     let sshd = Sshd::start();
     let from = build(&sandbox, "1.4.2");
@@ -271,18 +281,18 @@ fn an_unreachable_or_unknown_host_fails_with_exit_3_naming_the_target() {
     let mut args = deliver_args(&sandbox, &sshd, &from, "full", "2026-11-26T23:50:12Z");
     set(&mut args, "--known-hosts", &wrong.display().to_string());
     let run = sandbox.run_cmd(&mut command(&sshd, &args));
-    expect(&run, 3, &sshd);
+    expect(&run, 6, &sshd);
     run.stderr_has(&sshd.target(&sandbox.drop_dir()))
         .stderr_has("Host key verification failed");
     assert_eq!(sandbox.names("drop"), Vec::<String>::new(), "{run}");
 
-    // Nothing listens: one retry after a pause, then exit 3.
+    // Nothing listens: one retry after a pause, then exit 6.
     let closed = cutover_tests::net::free_port();
     let mut args = deliver_args(&sandbox, &sshd, &from, "full", "2026-11-26T23:50:12Z");
     set(&mut args, "--retries", "1");
     set(&mut args, "--port", &closed.to_string());
     let run = sandbox.run_cmd(&mut command(&sshd, &args));
-    expect(&run, 3, &sshd);
+    expect(&run, 6, &sshd);
     run.stderr_has("attempt 1 of 2")
         .stderr_has("failed after 2 attempt(s)")
         .stderr_has("Connection refused");
@@ -379,15 +389,188 @@ fn every_target_gets_the_upload_and_one_bad_target_fails_the_run() {
     assert_eq!(sandbox.names("drop"), want, "{run}");
     assert_eq!(sandbox.names("../drop2"), want, "{run}");
 
-    // A drop folder that does not exist: that target fails (exit 3, named),
+    // A drop folder that does not exist: that target fails (exit 6, named),
     // the other one is still delivered.
     fs::remove_dir_all(&second).unwrap();
     for n in &want {
         fs::remove_file(sandbox.drop_dir().join(n)).unwrap();
     }
     let run = sandbox.run_cmd(&mut command(&sshd, &args));
-    expect(&run, 3, &sshd);
+    expect(&run, 6, &sshd);
     run.stderr_has(&format!("upload to {} failed", sshd.target(&second)))
         .stderr_has("1 of 2 upload(s) failed");
     assert_eq!(sandbox.names("drop"), want, "{run}");
+}
+
+#[test]
+fn a_name_of_the_longest_length_arrives_with_its_marker() {
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start();
+    let from = build(&sandbox, "1.4.2");
+    // The contract's longest name, 248 bytes: its marker's name is 255, and
+    // `.<name>.sha256.part` would be 261, too long for a file name.
+    let prefix = "frontend_20261126T235012Z_1.4.2_";
+    let branch = "b".repeat(248 - prefix.len() - ".tar.zst".len());
+    let name = format!("{prefix}{branch}.tar.zst");
+    assert_eq!(name.len(), artifact_name::MAX_NAME_BYTES);
+    let mut args = deliver_args(&sandbox, &sshd, &from, "frontend", "2026-11-26T23:50:12Z");
+    set(&mut args, "--branch", &branch);
+    let run = sandbox.run_cmd(&mut command(&sshd, &args));
+    expect(&run, 0, &sshd);
+    assert_eq!(run.stdout().trim(), name, "{run}");
+    assert_eq!(
+        sandbox.names("drop"),
+        [name.clone(), format!("{name}.sha256")],
+        "{run}"
+    );
+    let collected = sandbox.run("collector", &[]);
+    collected.success();
+    let staged = sandbox.names("staging");
+    assert!(
+        staged.contains(&name) && staged.contains(&format!("{name}.sha256")),
+        "{collected}"
+    );
+}
+
+/// `(pid, parent pid, name, state)` of every process (from /proc/*/stat).
+fn processes() -> Vec<(u32, u32, String, char)> {
+    let mut all = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let mut rest = stat[close + 1..].split_whitespace();
+        let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid = rest.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        all.push((pid, ppid, comm, state));
+    }
+    all
+}
+
+/// The live (not zombie) descendants of `root`, with their names.
+fn descendants(root: u32) -> Vec<(u32, String)> {
+    let all = processes();
+    let mut found = vec![root];
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        for (pid, ppid, comm, state) in &all {
+            if *ppid == parent && !found.contains(pid) {
+                found.push(*pid);
+                if *state != 'Z' {
+                    out.push((*pid, comm.clone()));
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Whether `pid` still runs as `comm` (a zombie has ended).
+fn runs(pid: u32, comm: &str) -> bool {
+    processes()
+        .iter()
+        .any(|(p, _, c, state)| *p == pid && c == comm && *state != 'Z')
+}
+
+/// Polls `done` until it holds or `limit` passes; returns whether it held.
+fn within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_cancelled_delivery_stops_its_upload_and_removes_its_temporary_files() {
+    for (signal, code) in [
+        (Signal::SIGTERM, exit_codes::CANCELLED_SIGTERM),
+        (Signal::SIGINT, exit_codes::CANCELLED_SIGINT),
+    ] {
+        let sandbox = Sandbox::new();
+        let sshd = Sshd::start();
+        let from = build(&sandbox, "1.4.2");
+        fs::write(from.join("backend/blob"), noise(8 << 20)).unwrap();
+        // 8 MiB at 256 KiB/s: half a minute of upload to cancel.
+        let mut cmd = deliver(&sandbox, &sshd, &from, "full", "2026-11-26T23:50:12Z");
+        let stderr = sandbox.dir().join("deliver.stderr");
+        cmd.args(["--bwlimit", "256"])
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&stderr).unwrap());
+        let mut child = cmd.spawn().unwrap();
+        let pid = child.id();
+        let drop = sandbox.drop_dir();
+
+        // Cancel once data flows: deliver's rsync runs, and the server's
+        // rsync has written some of the file.
+        let flowing = within(Duration::from_secs(60), || {
+            let ours = descendants(pid).iter().any(|(_, c)| c == "rsync");
+            let written = fs::read_dir(&drop)
+                .unwrap()
+                .flatten()
+                .any(|e| e.metadata().is_ok_and(|m| m.len() > 0));
+            ours && written || child.try_wait().unwrap().is_some()
+        });
+        let ours = descendants(pid);
+        let theirs: Vec<(u32, String)> = descendants(sshd.pid())
+            .into_iter()
+            .filter(|(_, c)| c == "rsync")
+            .collect();
+        assert!(
+            flowing && ours.iter().any(|(_, c)| c == "rsync") && !theirs.is_empty(),
+            "no upload in flight to cancel: deliver's children {ours:?}, the server's rsync {theirs:?}\n{}\n{}",
+            fs::read_to_string(&stderr).unwrap_or_default(),
+            sandbox.listing()
+        );
+        kill(Pid::from_raw(i32::try_from(pid).unwrap()), signal).unwrap();
+
+        // deliver ends at once, with the documented code.
+        let ended = within(Duration::from_secs(20), || {
+            child.try_wait().unwrap().is_some()
+        });
+        if !ended {
+            let _ = child.kill();
+        }
+        let status = child.wait().unwrap();
+        let said = fs::read_to_string(&stderr).unwrap();
+        assert!(ended, "deliver did not end after {signal}\n{said}");
+        assert_eq!(status.code(), Some(i32::from(code)), "{status}\n{said}");
+        assert!(said.contains(&format!("cancelled by {signal}")), "{said}");
+        assert!(said.contains("removed "), "{said}");
+
+        // Nothing it started runs on: not its rsync nor that rsync's ssh.
+        let survivors: Vec<&(u32, String)> = ours.iter().filter(|(p, c)| runs(*p, c)).collect();
+        assert!(
+            survivors.is_empty(),
+            "still running after {signal}: {survivors:?}"
+        );
+        // The server's rsync stops too (the connection is gone), and nothing
+        // of the upload stays in the drop folder.
+        let clean = within(Duration::from_secs(20), || {
+            theirs.iter().all(|(p, c)| !runs(*p, c)) && sandbox.names("drop").is_empty()
+        });
+        assert!(
+            clean,
+            "after {signal}: the server's rsync {:?} still runs, or the drop folder holds {:?}\n{said}\n--- sshd log\n{}",
+            theirs.iter().filter(|(p, c)| runs(*p, c)).collect::<Vec<_>>(),
+            sandbox.names("drop"),
+            sshd.log()
+        );
+    }
 }

@@ -60,9 +60,28 @@ fn man_pages_and_completions_match_the_binaries() {
     );
 }
 
-/// The man pages say what each binary's --help says about exit codes.
+/// The man pages say what each binary's --help says about exit codes, by
+/// the numbers of the one table (README, `artifact_name::exit_codes`).
 #[test]
 fn man_pages_carry_the_exit_codes() {
+    use artifact_name::exit_codes as codes;
+    for (name, code) in [
+        ("artifact-name", codes::UPLOAD_FAILED),
+        ("artifact-name", codes::WAIT_TIMED_OUT),
+        ("artifact-name", codes::CANCELLED_SIGTERM),
+        ("switcher", codes::ROLLBACK_FAILED),
+        ("switcher", codes::CHECK_FAILED),
+    ] {
+        let out = Command::new(bin(name))
+            .args(["--generate", "man"])
+            .output()
+            .unwrap();
+        let man = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            man.contains(&format!(" {code} ")),
+            "{name}'s man page should list exit code {code}:\n{man}"
+        );
+    }
     for name in ["collector", "switcher"] {
         let out = Command::new(bin(name))
             .args(["--generate", "man"])

@@ -12,3 +12,5 @@ mod naming;
 mod ops;
 mod package;
 mod status;
+mod status_glance;
+mod workspace;

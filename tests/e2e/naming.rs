@@ -16,7 +16,12 @@ fn ci_script_names_match_the_library() {
             "--branch",
             "feature/x",
         ])
-        .args(["--time", "2026-11-26T23:50:12Z", "--ext", "tar.gz"])
+        .args([
+            "--time",
+            &built.name().build_time_rfc3339(),
+            "--ext",
+            "tar.gz",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");

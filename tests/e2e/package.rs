@@ -9,7 +9,7 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cutover_tests::bins::{target_dir, workspace_root};
@@ -50,14 +50,57 @@ fn mode_owner(path: &str) -> (u32, String, String) {
     (meta.mode() & 0o7777, user, group)
 }
 
+/// The nginx site and the systemd drop-in that postinst renders.
+const SITE: &str = "/etc/nginx/sites-available/cutover";
+const DROPIN: &str = "/etc/systemd/system/cutover.service.d/paths.conf";
+
 /// Purges the package and the root it made, whatever the test's outcome.
 struct Installed;
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        let _ = Command::new("pkill").args(["-x", "cron"]).output();
         let _ = Command::new("dpkg").args(["--purge", "cutover"]).output();
         let _ = fs::remove_dir_all("/srv/cutover");
+        let _ = fs::remove_file(SITE);
+        let _ = fs::remove_file(DROPIN);
+    }
+}
+
+/// Debian's cron, started by the test in the foreground (`cron -f`) as its
+/// own child, and ended by that child's pid only. Where the host already
+/// runs cron, ours exits at once ("already running") and the host's cron
+/// runs /etc/cron.d/cutover just the same; it is never touched.
+struct OwnCron(Option<Child>);
+
+impl OwnCron {
+    fn start() -> OwnCron {
+        let mut child = Command::new("cron")
+            .arg("-f")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start cron -f: {e}"));
+        std::thread::sleep(Duration::from_millis(500));
+        match child.try_wait() {
+            Ok(None) => {
+                println!("started cron -f, pid {}", child.id());
+                OwnCron(Some(child))
+            }
+            status => {
+                println!("cron -f exited at once ({status:?}): the host's cron is running");
+                OwnCron(None)
+            }
+        }
+    }
+}
+
+impl Drop for OwnCron {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -79,6 +122,12 @@ fn deb_builds_installs_runs_from_cron_and_purges() {
         !Path::new("/srv/cutover").exists(),
         "/srv/cutover exists on this machine; the package test would replace it, so it refuses to run here"
     );
+    for path in [SITE, DROPIN] {
+        assert!(
+            !Path::new(path).exists(),
+            "{path} exists on this machine; the package writes and purges it, so the test refuses to run here"
+        );
+    }
 
     // Build: release binaries, then the .deb from them.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -144,6 +193,22 @@ fn deb_builds_installs_runs_from_cron_and_purges() {
         assert!(Path::new(file).exists(), "{file} is not installed");
     }
 
+    // postinst rendered the nginx site and the unit's drop-in from the
+    // installed config with the installed switcher: the site is the one
+    // shipped as the example, the drop-in lets the unit write the root.
+    if Path::new("/etc/nginx/sites-available").is_dir() {
+        assert_eq!(
+            fs::read_to_string(SITE).unwrap_or_else(|e| panic!("{SITE}: {e}")),
+            fs::read_to_string(workspace_root().join("deploy/nginx/cutover.conf")).unwrap(),
+            "postinst's {SITE} is not the shipped rendering of the example config"
+        );
+    }
+    let dropin = fs::read_to_string(DROPIN).unwrap_or_else(|e| panic!("{DROPIN}: {e}"));
+    assert!(
+        dropin.contains("\nReadWritePaths=\nReadWritePaths=/srv/cutover\n"),
+        "{dropin}"
+    );
+
     // switcher check runs from /usr/bin against the installed config: the
     // folders are right; the example's commands and nginx site are the
     // site's to set up, so problems are reported (exit 5), not a crash or a
@@ -164,12 +229,16 @@ fn deb_builds_installs_runs_from_cron_and_purges() {
     // user: an artifact dropped now is staged within two minutes.
     packages::ensure("cron", &["cron"]);
     ArchiveBuilder::demo("full", "1.0.0").drop_into(Path::new("/srv/cutover/drop"));
-    let _ = Command::new("pkill").args(["-x", "cron"]).output();
-    ok(&mut Command::new("cron"));
+    let cron = OwnCron::start();
     let staged = Path::new("/srv/cutover/staging")
         .join(ArchiveBuilder::demo("full", "1.0.0").name().file_name());
+    // The collector stages the artifact, then writes its state: wait for
+    // both, so that the state is not read between the two.
+    let collector_state = Path::new("/srv/cutover/state/collector.json");
+    let recorded =
+        || fs::read_to_string(collector_state).is_ok_and(|state| state.contains("full_"));
     let start = Instant::now();
-    while !staged.exists() && start.elapsed() < Duration::from_secs(130) {
+    while !(staged.exists() && recorded()) && start.elapsed() < Duration::from_secs(130) {
         std::thread::sleep(Duration::from_secs(2));
     }
     assert!(
@@ -177,13 +246,13 @@ fn deb_builds_installs_runs_from_cron_and_purges() {
         "cron did not run the collector within two minutes; /srv/cutover:\n{}",
         cutover_tests::sandbox::listing(Path::new("/srv/cutover"))
     );
-    let state = fs::read_to_string("/srv/cutover/state/collector.json").unwrap();
     assert!(
-        state.contains("full_"),
-        "cron's collector recorded Last: {state}"
+        recorded(),
+        "cron's collector recorded Last: {:?}",
+        fs::read_to_string(collector_state)
     );
     println!("cron staged the artifact after {:?}", start.elapsed());
-    let _ = Command::new("pkill").args(["-x", "cron"]).output();
+    drop(cron);
 
     // Purge: the package's files and config go; releases and state stay.
     ok(Command::new("dpkg").args(["--purge", "cutover"]));
@@ -193,6 +262,8 @@ fn deb_builds_installs_runs_from_cron_and_purges() {
         "/etc/cutover should go with purge"
     );
     assert!(!Path::new("/etc/cron.d/cutover").exists());
+    assert!(!Path::new(DROPIN).exists(), "purge removes the drop-in");
+    assert!(!Path::new(SITE).exists(), "purge removes the site it wrote");
     assert!(
         staged.exists(),
         "purge keeps the deploy root's data unless asked"

@@ -3,9 +3,10 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use artifact_name::{ArtifactName, Compression, Ext};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use sha2::{Digest, Sha256};
 
 /// One entry of a test archive.
@@ -17,6 +18,21 @@ pub enum Entry {
     Dir(String),
     /// A symlink and its target.
     Symlink(String, String),
+}
+
+/// The build time tests count from: a day before this test process started,
+/// to the minute. Relative to the real clock, never a fixed date, because
+/// the binaries judge build times by their clock (the status page shows each
+/// build's age, and "in the future" when the clocks disagree); a day back,
+/// so that even [`ArchiveBuilder::minute`]s of a few hours stay in the past.
+/// Fixed for the whole process, so names built twice are the same.
+pub fn epoch() -> DateTime<Utc> {
+    static EPOCH: OnceLock<DateTime<Utc>> = OnceLock::new();
+    *EPOCH.get_or_init(|| {
+        (Utc::now() - Duration::days(1))
+            .duration_trunc(Duration::minutes(1))
+            .expect("a time to the minute")
+    })
 }
 
 /// Builds an artifact: its name, and the bytes of its archive.
@@ -31,14 +47,14 @@ pub struct ArchiveBuilder {
 }
 
 impl ArchiveBuilder {
-    /// An artifact of `kind` and `version`, from master, built at a time
-    /// derived from the version's position (pass `at` to set it).
+    /// An artifact of `kind` and `version`, from master, built at the
+    /// [`epoch`] (pass `minute` or `at` to set it).
     pub fn new(kind: &str, version: &str) -> ArchiveBuilder {
         ArchiveBuilder {
             kind: kind.into(),
             version: version.into(),
             branch: "master".into(),
-            time: Utc.with_ymd_and_hms(2026, 11, 26, 23, 50, 12).unwrap(),
+            time: epoch(),
             ext: Ext::TarGz,
             entries: Vec::new(),
         }
@@ -67,11 +83,9 @@ impl ArchiveBuilder {
         self
     }
 
-    /// Sets the build time `minutes` after a fixed epoch (easy ordering).
+    /// Sets the build time `minutes` after the [`epoch`] (easy ordering).
     pub fn minute(self, minutes: i64) -> Self {
-        let t = Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap()
-            + chrono::Duration::minutes(minutes);
-        self.at(t)
+        self.at(epoch() + Duration::minutes(minutes))
     }
 
     /// Sets the branch (git form, with `/`).

@@ -1,6 +1,6 @@
 //! A real nginx for tests: Debian's binary, run as a child process (not a
 //! daemon) with its own prefix and main config in a temp dir, serving the
-//! site config from deploy/nginx rendered for a sandbox.
+//! site that `switcher nginx-site` renders for a sandbox's config.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::bins::workspace_root;
+use crate::bins::{self, workspace_root};
 use crate::net::wait_listening;
 use crate::packages;
 
@@ -26,12 +26,45 @@ pub fn site_template() -> String {
     fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
-/// The site config for a deploy root, a listen address and a backend.
+/// The site `switcher nginx-site` renders for the config file `config`.
+pub fn site_for_config(config: &Path) -> String {
+    let out = Command::new(bins::bin("switcher"))
+        .arg("--config")
+        .arg(config)
+        .arg("nginx-site")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run switcher nginx-site");
+    assert!(
+        out.status.success(),
+        "switcher --config {} nginx-site: {}\n{}",
+        config.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("the site is UTF-8")
+}
+
+/// The site for a deploy root, a listen address (`80`, `127.0.0.1:8081`)
+/// and a backend (`127.0.0.1:8080`), rendered by `switcher nginx-site` for
+/// a config with components `frontend` (on the listen port) and `backend`.
 pub fn render_site(root: &Path, listen: &str, backend: &str) -> String {
-    site_template()
-        .replace("@ROOT@", &root.display().to_string())
-        .replace("@LISTEN@", listen)
-        .replace("@BACKEND@", backend)
+    let port = |s: &str| s.rsplit_once(':').map_or(s, |(_, p)| p).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cutover.toml");
+    fs::write(
+        &config,
+        format!(
+            "root = {root:?}\n[kinds]\nfull = [\"backend\", \"frontend\"]\n\
+             [components.backend]\nport = {bp}\n[components.frontend]\nport = {fp}\n\
+             [nginx]\nlisten = {listen:?}\n",
+            root = root.display().to_string(),
+            bp = port(backend),
+            fp = port(listen),
+        ),
+    )
+    .unwrap();
+    site_for_config(&config)
 }
 
 /// The main config that includes `site`, with every path nginx writes

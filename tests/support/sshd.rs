@@ -131,6 +131,12 @@ impl Sshd {
         "ssh -F /dev/null"
     }
 
+    /// The server's pid: its sessions (and the remote rsync they run) are
+    /// its descendants.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The server's log so far (for failure messages).
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()

@@ -18,6 +18,7 @@
 
 mod branch;
 mod error;
+pub mod exit_codes;
 mod ext;
 mod marker;
 mod name;

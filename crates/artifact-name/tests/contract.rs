@@ -1,9 +1,8 @@
 //! The naming contract, tested from outside: round trips over generated
-//! names, each rejection with its reason, ordering, and the binary.
+//! names, each rejection with its reason, and ordering. The binary's
+//! `format` and `parse` are tested in crates/deliver.
 
 #![allow(clippy::unwrap_used)]
-
-use std::process::Command;
 
 use artifact_name::{ArtifactName, Ext, Field};
 use chrono::{TimeZone, Utc};
@@ -182,106 +181,4 @@ fn orders_by_build_time_then_name() {
             "full_20261127T000000Z_1.0.0_master.tar.gz",
         ]
     );
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_artifact-name"))
-}
-
-#[track_caller]
-fn run(cmd: &mut Command) -> (bool, String, String) {
-    let out = cmd.output().expect("run artifact-name");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-#[test]
-fn binary_formats() {
-    let (ok, out, err) = run(bin().args([
-        "format",
-        "--kind",
-        "full",
-        "--version",
-        "1.4.2",
-        "--branch",
-        "feature/x",
-        "--time",
-        "2026-11-26T23:50:12Z",
-        "--ext",
-        "tar.gz",
-    ]));
-    assert!(ok, "{err}");
-    assert_eq!(out, "full_20261126T235012Z_1.4.2_feature~x.tar.gz\n");
-    // A time with an offset is converted to UTC.
-    let (ok, out, err) = run(bin().args([
-        "format",
-        "--kind",
-        "full",
-        "--version",
-        "1",
-        "--branch",
-        "m",
-        "--time",
-        "2026-11-27T01:50:12+02:00",
-        "--ext",
-        "tar",
-    ]));
-    assert!(ok, "{err}");
-    assert_eq!(out, "full_20261126T235012Z_1_m.tar\n");
-    // --time defaults to now.
-    let (ok, out, err) = run(bin().args([
-        "format",
-        "--kind",
-        "full",
-        "--version",
-        "1",
-        "--branch",
-        "m",
-    ]));
-    assert!(ok, "{err}");
-    let parsed = ArtifactName::parse(out.trim_end()).unwrap();
-    assert!((Utc::now() - parsed.build_time()).num_seconds().abs() < 60);
-}
-
-#[test]
-fn binary_rejects_with_reason() {
-    let (ok, out, err) = run(bin().args([
-        "format",
-        "--kind",
-        "full",
-        "--version",
-        "1_2",
-        "--branch",
-        "m",
-    ]));
-    assert!(!ok);
-    assert!(out.is_empty());
-    assert!(
-        err.contains("version") && err.contains("[0-9A-Za-z.+-]"),
-        "{err}"
-    );
-    let (ok, _, err) = run(bin().args(["parse", "junk.txt"]));
-    assert!(!ok);
-    assert!(
-        err.contains("extension") && err.contains("\"junk.txt\""),
-        "{err}"
-    );
-}
-
-#[test]
-fn binary_parses_to_json() {
-    let (ok, out, err) = run(bin().args([
-        "parse",
-        "/drop/frontend_20261127T101500Z_1.5.0-rc.1+g3f2a9c1_feature~search_v2.tar.zst",
-    ]));
-    assert!(ok, "{err}");
-    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(json["kind"], "frontend");
-    assert_eq!(json["build_time"], "2026-11-27T10:15:00Z");
-    assert_eq!(json["version"], "1.5.0-rc.1+g3f2a9c1");
-    assert_eq!(json["branch"], "feature/search_v2");
-    assert_eq!(json["ext"], "tar.zst");
 }

@@ -19,7 +19,11 @@ use crate::measure::{fmt_dur, median, sync, Cmd};
 use crate::{Ctx, Row};
 
 const GROUP: &str = "Collector over a crowded drop folder";
+/// The steady state's target at [`TARGET_AT`] files.
 const TARGET: Duration = Duration::from_millis(50);
+/// The first pass's target at [`TARGET_AT`] files: at most this many times
+/// the seed's script (which moves files and does nothing else).
+const FIRST_PASS_RATIO: f64 = 3.0;
 const TARGET_AT: usize = 10_000;
 
 /// Measures the drop-folder rows.
@@ -163,11 +167,15 @@ fn first_row(n: usize, what: &str, o: Duration, r: Duration) -> Row {
         ours: format!("{} ({:.1} µs/file)", fmt_dur(o), per_us(o, n)),
         reference: fmt_dur(r),
         ratio: Some(o.as_secs_f64() / r.as_secs_f64()),
-        target: if at_target {
-            format!("< {} ms", TARGET.as_millis())
-        } else {
-            "–".into()
+        target: match (at_target, what == "first pass") {
+            (false, _) => "–".into(),
+            (true, true) => format!("ratio ≤ {FIRST_PASS_RATIO}"),
+            (true, false) => format!("< {} ms", TARGET.as_millis()),
         },
-        met: at_target.then_some(o < TARGET),
+        met: at_target.then_some(if what == "first pass" {
+            o.as_secs_f64() <= FIRST_PASS_RATIO * r.as_secs_f64()
+        } else {
+            o < TARGET
+        }),
     }
 }

@@ -30,6 +30,10 @@ const RSS_FLAT_KIB: u64 = 2 * 1024;
 /// The old switch script's prepare step: check, then unpack with GNU tar.
 const REF_PASS: &str = r#"cd "$STAGING" && sha256sum --check --status "$MARKER" && mkdir -p "$REL" && tar "$TARFLAG" -xf "$ARTIFACT" -C "$REL""#;
 
+/// The same, made durable as the switcher makes a release (`sync -f`, the
+/// syncfs(2) of the filesystem): the like-for-like comparison.
+const REF_PASS_DURABLE: &str = r#"cd "$STAGING" && sha256sum --check --status "$MARKER" && mkdir -p "$REL" && tar "$TARFLAG" -xf "$ARTIFACT" -C "$REL" && sync -f "$REL""#;
+
 /// Measures the release rows.
 pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let mib = 1024 * 1024;
@@ -101,17 +105,35 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     for ext in [Ext::TarGz, Ext::TarZst] {
         let mut by_size = Vec::new();
         for (rel, reps) in [(&small_rel, pass_reps), (&big_rel, big_pass_reps)] {
+            let is_big = std::ptr::eq(rel, &big_rel);
             let mut ours = Vec::new();
             let mut theirs = Vec::new();
+            let mut durable = Vec::new();
             for rep in 0..reps {
                 ours.push(switcher_pass(ctx, rel, ext, rep)?);
-                theirs.push(reference_pass(ctx, rel, ext, rep)?);
+                theirs.push(reference_pass(ctx, rel, ext, rep, REF_PASS)?);
+                if is_big {
+                    durable.push(reference_pass(ctx, rel, ext, rep, REF_PASS_DURABLE)?.0);
+                }
             }
             let o = median(&ours.iter().map(|x| x.0).collect::<Vec<_>>());
             let r = median(&theirs.iter().map(|x| x.0).collect::<Vec<_>>());
             let om = median_u64(&ours.iter().map(|x| x.1).collect::<Vec<_>>());
             let rm = median_u64(&theirs.iter().map(|x| x.1).collect::<Vec<_>>());
-            if std::ptr::eq(rel, &big_rel) {
+            if is_big {
+                let d = median(&durable);
+                ctx.row(Row {
+                    what: format!(
+                        "whole switcher pass, {} .{}, like for like: both made durable",
+                        label(big),
+                        ext.as_str()
+                    ),
+                    ours: fmt_dur(o),
+                    reference: format!("{} (`sha256sum --check && tar -x && sync -f`)", fmt_dur(d)),
+                    ratio: Some(o.as_secs_f64() / d.as_secs_f64()),
+                    target: "ratio ≤ 0.8".into(),
+                    met: Some(o.as_secs_f64() <= 0.8 * d.as_secs_f64()),
+                });
                 ctx.row(Row {
                     what: format!(
                         "whole switcher pass, {} .{}: one read (digest while unpacking) + syncfs + switch (no-op start)",
@@ -436,13 +458,14 @@ fn reference_pass(
     rel: &Release,
     ext: Ext,
     rep: usize,
+    script: &str,
 ) -> anyhow::Result<(Duration, u64)> {
     let dir = ctx.fresh(&format!("refpass-{rep}"))?;
     let root = Root::new(&dir, free_port()?, free_port()?, "")?;
     let art = rel.of(ext);
     root.stage(art, true)?;
     sync();
-    let cmd = Cmd::sh(REF_PASS)
+    let cmd = Cmd::sh(script)
         .env("STAGING", root.path("staging"))
         .env("MARKER", art.0.marker_name())
         .env("ARTIFACT", art.0.file_name())

@@ -1,11 +1,11 @@
 //! Pruning, so that nothing grows without bound.
 //!
 //! Staging keeps the newest `collector.staging_keep` artifacts (by build
-//! time), and beyond that never prunes what the switcher pins (what runs and
-//! the previous good release, which a rollback may unpack again) nor an
-//! artifact newer than what runs for a component it carries (the switcher
-//! may be about to deploy it). A component with nothing running protects
-//! nothing: the limit then holds, and the newest artifacts are kept anyway.
+//! time), and beyond that never prunes what [`deploy_root::staging::protected`]
+//! keeps: what the switcher pins (what runs and the previous good release,
+//! which a rollback may unpack again) and an artifact newer than what runs
+//! for a component it carries (the switcher may be about to deploy it; with
+//! nothing running, every artifact is, as the switcher sees it too).
 //! The marker goes first, so an artifact pruned halfway is merely "not
 //! staged" and the next pass finishes it.
 //!
@@ -33,13 +33,12 @@ pub fn staging(
     staged: &[Staged],
     switcher: &SwitcherState,
 ) -> anyhow::Result<Vec<String>> {
-    let pinned = switcher.pinned_artifacts();
     let mut newest_first: Vec<&Staged> = staged.iter().collect();
     newest_first.sort_by(|a, b| b.name.cmp(&a.name));
     let mut pruned = Vec::new();
     for s in newest_first.into_iter().skip(config.collector.staging_keep) {
         let file = s.name.file_name();
-        if pinned.contains(&file) || newer_than_running(config, s, switcher) {
+        if deploy_root::staging::protected(config, switcher, &s.name).is_some() {
             continue;
         }
         remove(&dir.join(s.name.marker_name()))?;
@@ -50,22 +49,6 @@ pub fn staging(
         deploy_root::atomic::fsync_dir(dir)?;
     }
     Ok(pruned)
-}
-
-/// Whether `s` is newer than what runs for some component it carries.
-fn newer_than_running(config: &Config, s: &Staged, switcher: &SwitcherState) -> bool {
-    let components = config.components_of(s.name.kind()).unwrap_or_default();
-    components.iter().any(|c| {
-        switcher
-            .components
-            .get(c)
-            .and_then(|state| state.running.as_ref())
-            .is_some_and(|r| {
-                // The artifact order: build time, then name.
-                (s.name.build_time(), s.name.file_name())
-                    > (r.info.build_time, r.info.artifact.as_str())
-            })
-    })
 }
 
 /// Prunes quarantine; returns the names pruned.

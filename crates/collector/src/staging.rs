@@ -1,8 +1,8 @@
 //! The staging folder as the collector keeps it.
 //!
 //! Only the collector writes here, under its lock. An artifact is staged
-//! when it and its marker are both here (the switcher ignores an artifact
-//! without its marker). The marker in staging is written by the collector
+//! when it and its marker are both here, as regular files; what counts as
+//! staged is [`deploy_root::staging`]'s policy, the same the switcher uses. The marker in staging is written by the collector
 //! itself from the digest it verified, so it is always the canonical
 //! `<digest>  <name>` line.
 
@@ -11,55 +11,15 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use artifact_name::ArtifactName;
-use chrono::{DateTime, TimeZone, Utc};
 
 use crate::mover::TEMP_PREFIX;
 use crate::scan::{marker_name, marker_target};
 
-/// A staged artifact: a valid name, a regular file, and its marker.
-#[derive(Clone, Debug)]
-pub struct Staged {
-    /// Its name.
-    pub name: ArtifactName,
-    /// Its size in bytes.
-    pub size: u64,
-    /// When it was last renamed or changed (the rename into staging sets
-    /// the ctime), a stand-in for "collected at" for files staged before
-    /// the state file knew them.
-    pub changed: DateTime<Utc>,
-}
-
-/// The staged artifacts (with their marker), in no particular order.
-pub fn list(staging: &Path) -> io::Result<Vec<Staged>> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(staging)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Ok(parsed) = ArtifactName::parse_bytes(name.as_bytes()) else {
-            continue;
-        };
-        let Ok(meta) = fs::symlink_metadata(entry.path()) else {
-            continue;
-        };
-        if !meta.is_file() || !has_marker(staging, &name) {
-            continue;
-        }
-        out.push(Staged {
-            name: parsed,
-            size: meta.len(),
-            changed: Utc
-                .timestamp_opt(meta.ctime(), 0)
-                .single()
-                .unwrap_or_else(Utc::now),
-        });
-    }
-    Ok(out)
-}
+pub use deploy_root::staging::{has_marker, list, Staged};
 
 /// The stem (release id) of every artifact in staging, marker or not ->
 /// its name.
@@ -87,11 +47,6 @@ pub fn stems(staging: &Path) -> anyhow::Result<HashMap<String, String>> {
         }
     }
     Ok(out)
-}
-
-/// Whether `name` has its marker in staging.
-pub fn has_marker(staging: &Path, name: &OsStr) -> bool {
-    fs::symlink_metadata(staging.join(marker_name(name))).is_ok_and(|m| m.is_file())
 }
 
 /// The digest of the staged artifact `name`, if it is in staging: its

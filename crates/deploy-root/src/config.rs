@@ -63,6 +63,8 @@ pub struct Config {
     pub status: StatusConfig,
     /// `[notify]`: where word of deploys and failures goes (crate::notify_config).
     pub notify: crate::notify_config::NotifyConfig,
+    /// `[nginx]`: the site `switcher nginx-site` renders.
+    pub nginx: NginxConfig,
 }
 
 /// `[components.<name>]`: how to run one component.
@@ -137,6 +139,15 @@ pub struct SwitcherConfig {
     pub max_unpacked_size: u64,
     /// The most entries an archive may hold.
     pub max_entries: u64,
+    /// How far a build time may be ahead of this machine's clock (CI's
+    /// clock runs a little fast) before the artifact is held as built in
+    /// the future: deployed, it would block every later build.
+    #[serde(deserialize_with = "duration")]
+    pub max_clock_skew: Duration,
+    /// A command log in state/logs/ larger than this is rotated by the next
+    /// pass (copied to `<name>.1`, then truncated in place).
+    #[serde(deserialize_with = "bytes")]
+    pub max_log_size: u64,
 }
 
 impl Default for SwitcherConfig {
@@ -148,6 +159,8 @@ impl Default for SwitcherConfig {
             command_timeout: Duration::from_secs(300),
             max_unpacked_size: 8 << 30,
             max_entries: 1_000_000,
+            max_clock_skew: Duration::from_secs(5 * 60),
+            max_log_size: 10 << 20,
         }
     }
 }
@@ -174,6 +187,45 @@ impl Default for StatusConfig {
     }
 }
 
+/// `[nginx]`: what the site that `switcher nginx-site` renders serves.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NginxConfig {
+    /// What nginx listens on: a port (`80`) or `"ADDRESS:PORT"`; by default
+    /// the frontend component's port (its port must be that one: Status and
+    /// verify probe it).
+    #[serde(deserialize_with = "listen")]
+    pub listen: Option<String>,
+    /// The component nginx serves from current/<name>; by default
+    /// `frontend`.
+    pub frontend: Option<String>,
+    /// The component that /api/ is proxied to (127.0.0.1:<its port>); by
+    /// default `backend` where there is one.
+    pub backend: Option<String>,
+}
+
+/// `listen`: a port number or text (`"127.0.0.1:8081"`).
+fn listen<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Port(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d).map_err(|_| {
+        serde::de::Error::custom("expected a port (80) or \"ADDRESS:PORT\" (\"127.0.0.1:8081\")")
+    })? {
+        Raw::Port(p) => Ok(Some(p.to_string())),
+        Raw::Text(t) => Ok(Some(t)),
+    }
+}
+
+/// The port of an nginx `listen` value: `80`, `127.0.0.1:80`, `[::1]:80`.
+pub fn listen_port(listen: &str) -> Option<u16> {
+    let port = listen.rsplit_once(':').map_or(listen, |(_, p)| p);
+    port.parse().ok().filter(|p| *p != 0)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -190,6 +242,8 @@ struct RawConfig {
     status: StatusConfig,
     #[serde(default)]
     notify: crate::notify_config::NotifyConfig,
+    #[serde(default)]
+    nginx: NginxConfig,
 }
 
 /// A duration: whole seconds (`60`) or humantime text (`"90s"`, `"10m"`).
@@ -303,6 +357,7 @@ impl Config {
             switcher: raw.switcher,
             status: raw.status,
             notify: raw.notify,
+            nginx: raw.nginx,
         };
         config
             .check()
@@ -442,6 +497,27 @@ impl Config {
                 "expected more than 0 s".into(),
             ));
         }
+        // A build ahead of the clock by more than a day is a wrong clock (or
+        // a mistyped --time), not skew: a limit that large would let it
+        // block every later build, which the key exists to prevent.
+        if self.switcher.max_clock_skew > Duration::from_secs(24 * 60 * 60) {
+            return Err((
+                "switcher.max_clock_skew".into(),
+                format!(
+                    "expected at most 1 day (0 holds any build dated after the clock), found {}",
+                    humantime::format_duration(self.switcher.max_clock_skew)
+                ),
+            ));
+        }
+        if self.switcher.max_log_size < 1024 {
+            return Err((
+                "switcher.max_log_size".into(),
+                format!(
+                    "expected at least 1 KiB (a smaller log would be rotated on every pass), found {} bytes",
+                    self.switcher.max_log_size
+                ),
+            ));
+        }
         if self.switcher.command_timeout.is_zero() {
             return Err((
                 "switcher.command_timeout".into(),
@@ -452,7 +528,78 @@ impl Config {
             return Err(("status.period".into(), "expected more than 0 s".into()));
         }
         self.notify.check()?;
+        self.check_nginx()
+    }
+
+    /// `[nginx]`: the components it names exist, and nginx listens on the
+    /// frontend's port (the one Status and verify probe).
+    fn check_nginx(&self) -> Result<(), (String, String)> {
+        for (key, name) in [
+            ("nginx.frontend", &self.nginx.frontend),
+            ("nginx.backend", &self.nginx.backend),
+        ] {
+            if let Some(name) = name {
+                if !self.components.contains_key(name) {
+                    let known: Vec<&str> = self.components.keys().map(String::as_str).collect();
+                    return Err((
+                        key.into(),
+                        format!(
+                            "expected a component defined under [components], found {name:?} (known: {})",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(listen) = &self.nginx.listen {
+            let syntax = listen
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || ";{}\"'$#\\".contains(c));
+            let Some(port) = listen_port(listen).filter(|_| !syntax) else {
+                return Err((
+                    "nginx.listen".into(),
+                    format!("expected a port (80) or \"ADDRESS:PORT\" (\"127.0.0.1:8081\"), found {listen:?}"),
+                ));
+            };
+            if let Some((name, c)) = self.nginx_frontend() {
+                if c.port != port {
+                    return Err((
+                        "nginx.listen".into(),
+                        format!(
+                            "expected port {} (components.{name}.port, which Status and verify probe), found {listen:?}",
+                            c.port
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The component nginx serves from current/<name>: `nginx.frontend`,
+    /// else the component named `frontend`, if any.
+    pub fn nginx_frontend(&self) -> Option<(&str, &Component)> {
+        let name = self.nginx.frontend.as_deref().unwrap_or("frontend");
+        self.components
+            .get_key_value(name)
+            .map(|(n, c)| (n.as_str(), c))
+    }
+
+    /// The component /api/ is proxied to: `nginx.backend`, else the
+    /// component named `backend`, if any.
+    pub fn nginx_backend(&self) -> Option<(&str, &Component)> {
+        let name = self.nginx.backend.as_deref().unwrap_or("backend");
+        self.components
+            .get_key_value(name)
+            .map(|(n, c)| (n.as_str(), c))
+    }
+
+    /// What nginx listens on: `nginx.listen`, else the frontend's port.
+    pub fn nginx_listen(&self) -> Option<String> {
+        self.nginx
+            .listen
+            .clone()
+            .or_else(|| self.nginx_frontend().map(|(_, c)| c.port.to_string()))
     }
 
     /// The components an artifact of `kind` carries, or `None` for a kind
@@ -504,6 +651,11 @@ max_unpacked_size = "2 GiB"
         assert_eq!(c.switcher.verify_timeout, Duration::from_secs(90));
         assert_eq!(c.switcher.max_unpacked_size, 2 << 30);
         assert_eq!(c.switcher.keep_releases, 5);
+        assert_eq!(c.switcher.max_clock_skew, Duration::from_secs(300));
+        assert_eq!(c.switcher.max_log_size, 10 << 20);
+        let c =
+            parse(&format!("{GOOD}max_clock_skew = \"90s\"\n")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.switcher.max_clock_skew, Duration::from_secs(90));
     }
 
     #[test]
@@ -557,7 +709,52 @@ max_unpacked_size = "2 GiB"
             &format!("{GOOD}\nbranches = [\"a..b\"]\n"),
             &["switcher.branches", "'..'"],
         );
+        fails(
+            &format!("{GOOD}\nmax_clock_skew = \"2 days\"\n"),
+            &["switcher.max_clock_skew", "at most 1 day"],
+        );
+        fails(
+            &format!("{GOOD}\nmax_clock_skew = \"a bit\"\n"),
+            &["max_clock_skew", "duration"],
+        );
+        fails(
+            &format!("{GOOD}\nmax_log_size = 100\n"),
+            &["switcher.max_log_size", "at least 1 KiB"],
+        );
         fails("root = 1", &["root"]);
+        fails(
+            &format!("{GOOD}\n[nginx]\nfrontend = \"web\"\n"),
+            &["nginx.frontend", "\"web\""],
+        );
+        fails(
+            &format!("{GOOD}\n[nginx]\nlisten = 8081\n"),
+            &[
+                "nginx.listen",
+                "expected port 80",
+                "components.frontend.port",
+            ],
+        );
+        fails(
+            &format!("{GOOD}\n[nginx]\nlisten = \"80; x\"\n"),
+            &["nginx.listen", "ADDRESS:PORT"],
+        );
+        fails(&format!("{GOOD}\n[nginx]\nlistn = 80\n"), &["listn"]);
+    }
+
+    #[test]
+    fn nginx_defaults_and_keys() {
+        let c = parse(GOOD).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.nginx_listen().as_deref(), Some("80"));
+        assert_eq!(c.nginx_frontend().map(|(n, _)| n), Some("frontend"));
+        assert_eq!(c.nginx_backend().map(|(_, b)| b.port), Some(8080));
+        let c = parse(&format!(
+            "{GOOD}\n[nginx]\nlisten = \"127.0.0.1:80\"\nbackend = \"frontend\"\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.nginx_listen().as_deref(), Some("127.0.0.1:80"));
+        assert_eq!(c.nginx_backend().map(|(n, _)| n), Some("frontend"));
+        assert_eq!(listen_port("[::1]:443"), Some(443));
+        assert_eq!(listen_port("x"), None);
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! - [`lock`]: one `flock` per binary, close-on-exec, never inherited.
 //! - [`atomic`]: writes and symlink flips that are all-or-nothing.
 //! - [`state`]: the state files both binaries write and the status page reads.
+//! - [`control`]: state/control.json, the holds operators set by hand.
+//! - [`staging`]: what counts as staged, its order, "newer than what runs",
+//!   and what pruning must keep: one policy for both binaries.
 //! - [`time`]: UTC times stored as RFC 3339 with `Z`.
 //! - [`digest`]: streaming SHA-256.
 //! - [`notify_config`]: `[notify]`, the targets of notifications, and URL redaction.
@@ -14,6 +17,7 @@
 
 pub mod atomic;
 pub mod config;
+pub mod control;
 pub mod digest;
 pub mod fault;
 pub mod generate;
@@ -21,6 +25,7 @@ pub mod layout;
 pub mod lock;
 pub mod logging;
 pub mod notify_config;
+pub mod staging;
 pub mod state;
 pub mod time;
 

@@ -191,6 +191,53 @@ pub struct SwitcherState {
     /// How many deploys have failed since the state began (for metrics).
     #[serde(default)]
     pub failures_total: u64,
+    /// Staged artifacts the last pass would not deploy for a reason that is
+    /// not the artifact's fault and may pass (a build time ahead of this
+    /// machine's clock): artifact file name -> the reason in words.
+    /// Rewritten by every pass.
+    #[serde(default)]
+    pub held: BTreeMap<String, String>,
+    /// What the last pass saw of each component the switcher starts or
+    /// reloads and that runs something, so that a pass speaks up only when
+    /// this changes (going DOWN or unhealthy, recovering), not every minute.
+    #[serde(default)]
+    pub seen: BTreeMap<String, Seen>,
+    /// Hand rollbacks (`switcher rollback`), by the artifact rolled back
+    /// from: who and when. The artifact is in `failed` too (step
+    /// `rollback`), so that no pass takes it back by itself.
+    #[serde(default)]
+    pub rollbacks: BTreeMap<String, HandRollback>,
+}
+
+/// A component as a pass saw it (see [`SwitcherState::seen`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Seen {
+    /// It listens, and its health URL (if any) answers 2xx.
+    Up,
+    /// Nothing listens on its port.
+    Down,
+    /// It listens, but its health URL does not answer 2xx.
+    Unhealthy,
+}
+
+/// A rollback by hand: an operator's decision, not a failure.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandRollback {
+    /// The artifact rolled back from.
+    pub artifact: String,
+    /// The components rolled back.
+    #[serde(default)]
+    pub components: Vec<String>,
+    /// Who: `SUDO_USER`, else `USER`, of the `switcher rollback` process.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// When it was done.
+    #[serde(with = "serde_rfc3339")]
+    pub at: DateTime<Utc>,
+    /// The release each component runs again.
+    #[serde(default)]
+    pub to: BTreeMap<String, String>,
 }
 
 impl SwitcherState {

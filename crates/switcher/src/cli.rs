@@ -8,7 +8,10 @@ use clap::{Parser, Subcommand};
 use deploy_root::logging::LogArgs;
 use deploy_root::{Config, Layout};
 
-use crate::{check, dry_run, exit_codes, pass, releases_cmd, rollback, status};
+use crate::{
+    check, control, dry_run, exit_codes, nginx_site, pass, releases_cmd, rollback, status,
+    systemd_dropin,
+};
 
 /// Takes the newest staged artifact into service: prepares its release,
 /// stops the service, flips current/ atomically, starts it and verifies it,
@@ -29,8 +32,10 @@ pub struct Cli {
     /// The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml].
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Print what one pass would do, in plain words, and change nothing.
-    #[arg(long)]
+    /// Print what would be done, in plain words, and change nothing: one
+    /// pass, `rollback`, `deploy`, `pin`, `unpin`, `freeze`, `unfreeze`,
+    /// `retry`, `follow`. The other commands change nothing anyway.
+    #[arg(long, global = true)]
     pub dry_run: bool,
     #[command(flatten)]
     pub log: LogArgs,
@@ -60,13 +65,14 @@ pub enum Command {
     ///
     /// Probes the ports now; changes nothing.
     Status {
-        /// Print the documented JSON (schema 1) instead of a table.
+        /// Print the documented JSON (schema 2) instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Check the config and the machine before the first deploy: folders,
-    /// owners and modes, the drop folder's group, ports, whether each
-    /// command resolves, the nginx site, the state files.
+    /// owners and modes, the drop folder's group, ports, whether every
+    /// program of each command resolves, the nginx site nginx loads, the
+    /// systemd unit's writable paths, the state files.
     ///
     /// Prints each finding, and each problem with how to fix it; exits 5 if
     /// there is any problem. Changes nothing.
@@ -75,11 +81,28 @@ pub enum Command {
         /// run as root and that user exists, else the current user].
         #[arg(long, value_name = "NAME")]
         user: Option<String>,
-        /// nginx's configuration folder, searched (sites-enabled/, conf.d/)
-        /// for a site serving current/frontend.
-        #[arg(long, value_name = "DIR", default_value = "/etc/nginx")]
-        nginx_dir: PathBuf,
+        /// nginx's main config file, when nginx is not run from its own
+        /// (default: asked with `nginx -T`, which lists every file nginx
+        /// loads; without root, /etc/nginx/nginx.conf and its includes).
+        #[arg(long, value_name = "PATH")]
+        nginx_conf: Option<PathBuf>,
+        /// A folder systemd reads cutover.service and its drop-ins from
+        /// (repeat it) [default: /etc/systemd/system, /run/systemd/system,
+        /// /lib/systemd/system, /usr/lib/systemd/system].
+        #[arg(long, value_name = "DIR")]
+        systemd_dir: Vec<PathBuf>,
     },
+    /// deploy, pin, unpin, freeze, unfreeze, retry, follow (see control.rs).
+    #[command(flatten)]
+    Control(control::Verb),
+    /// Print the nginx site for this config: root, [nginx] listen, the
+    /// frontend and backend components (what the package writes to
+    /// /etc/nginx/sites-available/cutover).
+    NginxSite,
+    /// Print the drop-in that lets cutover.service write this config's root
+    /// and drop folder (what the package writes to
+    /// /etc/systemd/system/cutover.service.d/paths.conf).
+    SystemdDropin,
 }
 
 /// Parses the command line and runs it.
@@ -100,11 +123,6 @@ pub fn run() -> anyhow::Result<u8> {
         }
     };
     let layout = Layout::new(&config);
-    if cli.dry_run && cli.command.is_some() {
-        anyhow::bail!(
-            "--dry-run applies to a pass only (switcher --dry-run, without a subcommand)"
-        );
-    }
     match cli.command {
         None if cli.dry_run => {
             let text = dry_run::render(&config, &layout)?;
@@ -112,6 +130,14 @@ pub fn run() -> anyhow::Result<u8> {
             Ok(exit_codes::OK)
         }
         None => pass::run(&config, &layout),
+        Some(Command::Rollback { component }) if cli.dry_run => {
+            print(&dry_run::render_rollback(
+                &config,
+                &layout,
+                component.as_deref(),
+            )?)?;
+            Ok(exit_codes::OK)
+        }
         Some(Command::Rollback { component }) => {
             rollback::run(&config, &layout, component.as_deref())
         }
@@ -127,9 +153,17 @@ pub fn run() -> anyhow::Result<u8> {
             print(&status::render_json(&config, &layout)?)?;
             Ok(exit_codes::OK)
         }
-        Some(Command::Check { user, nginx_dir }) => {
+        Some(Command::Control(verb)) => control::run(&config, &layout, verb, cli.dry_run),
+        Some(Command::Check {
+            user,
+            nginx_conf,
+            systemd_dir,
+        }) => {
             let mut opts = check::CheckOptions::defaults();
-            opts.nginx_dir = nginx_dir;
+            opts.nginx_conf = nginx_conf;
+            if !systemd_dir.is_empty() {
+                opts.systemd_dirs = systemd_dir;
+            }
             if let Some(user) = user {
                 opts.user = user;
             }
@@ -139,6 +173,19 @@ pub fn run() -> anyhow::Result<u8> {
             } else {
                 exit_codes::CHECK_FAILED
             })
+        }
+        Some(Command::NginxSite) => rendered(nginx_site::render(&config)),
+        Some(Command::SystemdDropin) => rendered(systemd_dropin::render(&config, &layout)),
+    }
+}
+
+/// Prints a rendering, or says why there is none (exit 78: the config).
+fn rendered(text: Result<String, String>) -> anyhow::Result<u8> {
+    match text {
+        Ok(text) => print(&text).map(|()| exit_codes::OK),
+        Err(why) => {
+            eprintln!("switcher: {why}");
+            Ok(exit_codes::CONFIG)
         }
     }
 }

@@ -1,21 +1,25 @@
-//! `switcher --dry-run`: the plan in plain words, changing nothing.
+//! `switcher --dry-run` and `switcher rollback --dry-run`: the plan in
+//! plain words, changing nothing.
 //!
 //! It reads the config, the state, the journal and staging, and writes
 //! only to stdout: no lock file is created or taken (a run in progress may
 //! change things meanwhile; the plan says what a pass would do now), no
 //! state file, no status page.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use deploy_root::state::{RunningRelease, SwitcherState};
 use deploy_root::{state, time, Config, Layout};
 
 use crate::journal::{self, Step};
-use crate::{plan, staged, switch, verify};
+use crate::{control, plan, rollback, staged, switch, verify};
 
 /// The plan, as text for stdout.
 pub fn render(config: &Config, layout: &Layout) -> anyhow::Result<String> {
     let st: SwitcherState = state::load(&layout.switcher_state())?;
+    // Holds set by hand, and the followed branches (as a pass sees them).
+    let (config, held) = &control::for_dry_run(config, layout)?;
     let mut out = String::new();
     let w = &mut out;
     writeln!(
@@ -34,6 +38,9 @@ pub fn render(config: &Config, layout: &Layout) -> anyhow::Result<String> {
             None => writeln!(w, "{c}: runs nothing the switcher deployed")?,
         }
     }
+    for line in control::dry_run_lines(held) {
+        writeln!(w, "{line}")?;
+    }
     if let Some(j) = journal::load(layout)? {
         writeln!(
             w,
@@ -48,7 +55,7 @@ pub fn render(config: &Config, layout: &Layout) -> anyhow::Result<String> {
         )?;
     }
     let staged = staged::list(layout)?;
-    let plan = plan::choose(config, &st, &staged);
+    let plan = plan::choose_held(config, &st, held, &staged, chrono::Utc::now());
     for (artifact, why) in &plan.skipped {
         writeln!(w, "Passed over {artifact}: {why}.")?;
     }
@@ -121,14 +128,58 @@ pub fn render(config: &Config, layout: &Layout) -> anyhow::Result<String> {
             )?;
         }
     }
-    for c in &choice.components {
+    let from: BTreeMap<String, Option<RunningRelease>> = choice
+        .components
+        .iter()
+        .map(|c| {
+            (
+                c.clone(),
+                st.components.get(c).and_then(|s| s.running.clone()),
+            )
+        })
+        .collect();
+    let to: BTreeMap<String, String> = choice
+        .components
+        .iter()
+        .map(|c| (c.clone(), id.to_string()))
+        .collect();
+    switch_steps(config, layout, &from, &to, &mut step, w)?;
+    step(
+        w,
+        format!(
+            "record the outcome in {} and {}, then keep at most {} releases per component",
+            layout.switcher_state().display(),
+            layout.history().display(),
+            config.switcher.keep_releases
+        ),
+    )?;
+    writeln!(
+        w,
+        "If a step from stop on fails, it would go back to {} and mark {} failed.",
+        from_words(&from),
+        name.file_name()
+    )?;
+    Ok(out)
+}
+
+/// The steps of a switch from `from` to the release ids `to` (stop, flip,
+/// start or reload, verify), as [`crate::switch`] runs them: each step for
+/// every component before the next.
+fn switch_steps(
+    config: &Config,
+    layout: &Layout,
+    from: &BTreeMap<String, Option<RunningRelease>>,
+    to: &BTreeMap<String, String>,
+    step: &mut impl FnMut(&mut String, String) -> std::fmt::Result,
+    w: &mut String,
+) -> anyhow::Result<()> {
+    for (c, running) in from {
         let comp = switch::component(config, c)?;
-        let running = st.components.get(c).and_then(|s| s.running.as_ref());
         if let (Some(cmd), Some(_)) = (&comp.stop, running) {
             step(w, format!("run the {c} stop command: {cmd}"))?;
         }
     }
-    for c in &choice.components {
+    for (c, id) in to {
         let now = match std::fs::read_link(layout.current_link(c)) {
             Ok(t) => format!("now -> {}", t.display()),
             Err(_) => "now missing".to_string(),
@@ -142,13 +193,13 @@ pub fn render(config: &Config, layout: &Layout) -> anyhow::Result<String> {
             ),
         )?;
     }
-    for c in &choice.components {
+    for c in to.keys() {
         let comp = switch::component(config, c)?;
         if let Some((what, cmd)) = switch::start_command(comp) {
             step(w, format!("run the {c} {what} command: {cmd}"))?;
         }
     }
-    for c in &choice.components {
+    for c in to.keys() {
         let comp = switch::component(config, c)?;
         if !verify::applies(comp) {
             continue;
@@ -163,34 +214,79 @@ pub fn render(config: &Config, layout: &Layout) -> anyhow::Result<String> {
         }
         step(w, text)?;
     }
+    Ok(())
+}
+
+/// `switcher rollback [COMPONENT] --dry-run`: what the rollback would do,
+/// or why it would refuse (an error, as the rollback itself would exit).
+/// Reads only, like [`render`].
+pub fn render_rollback(
+    config: &Config,
+    layout: &Layout,
+    component: Option<&str>,
+) -> anyhow::Result<String> {
+    let st: SwitcherState = state::load(&layout.switcher_state())?;
+    let mut out = String::new();
+    let w = &mut out;
+    writeln!(
+        w,
+        "Dry run: nothing is changed. Deploy root {}.",
+        layout.root.display()
+    )?;
+    if let Some(j) = journal::load(layout)? {
+        writeln!(
+            w,
+            "A pass was cut short at step {} while taking {} into service (or one is under way now): the rollback would first finish or undo it, and then decide again.",
+            j.step.as_str(),
+            j.artifact
+        )?;
+    }
+    let unit = rollback::plan(config, layout, &st, component)?;
+    let to: BTreeMap<String, String> = unit
+        .to
+        .iter()
+        .map(|(c, r)| (c.clone(), r.release.clone()))
+        .collect();
+    let back: Vec<String> = unit
+        .to
+        .iter()
+        .map(|(c, r)| format!("{c} to {}", r.info.artifact))
+        .collect();
+    writeln!(
+        w,
+        "Would roll back {} (from {}): back to the previous good release{}.",
+        unit.components.join(", "),
+        unit.artifact,
+        if back.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", back.join(", "))
+        }
+    )?;
+    let mut n = 0;
+    let mut step = |w: &mut String, text: String| -> std::fmt::Result {
+        n += 1;
+        writeln!(w, "  {n}. {text}")
+    };
+    switch_steps(config, layout, &unit.from, &to, &mut step, w)?;
     step(
         w,
         format!(
-            "record the outcome in {} and {}, then keep at most {} releases per component",
+            "mark {} failed (\"rolled back by hand\") so that no pass deploys it again by itself, and record it in {} and {}",
+            unit.artifact,
             layout.switcher_state().display(),
-            layout.history().display(),
-            config.switcher.keep_releases
+            layout.history().display()
         ),
     )?;
     writeln!(
         w,
-        "If a step from stop on fails, it would go back to {} and mark {} failed.",
-        from_words(
-            &choice
-                .components
-                .iter()
-                .map(|c| (
-                    c.clone(),
-                    st.components.get(c).and_then(|s| s.running.clone())
-                ))
-                .collect()
-        ),
-        name.file_name()
+        "If a step fails, it would go forward again to {}.",
+        from_words(&unit.from)
     )?;
     Ok(out)
 }
 
-fn from_words(from: &std::collections::BTreeMap<String, Option<RunningRelease>>) -> String {
+fn from_words(from: &BTreeMap<String, Option<RunningRelease>>) -> String {
     from.iter()
         .map(|(c, r)| match r {
             Some(r) => format!("{c} {}", r.release),

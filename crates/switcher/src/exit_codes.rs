@@ -1,18 +1,22 @@
 //! The switcher's exit codes, as `--help` and the README document them.
+//!
+//! The numbers are the workspace's shared constants
+//! (`artifact_name::exit_codes`): one number means one thing across
+//! collector, switcher and artifact-name.
 
-/// The pass ended well: deployed, nothing to do, or another run held the lock.
-pub const OK: u8 = 0;
-/// Something else went wrong (the message says what).
-pub const ERROR: u8 = 1;
+/// `switcher check` found problems (each is printed with its fix).
+pub use artifact_name::exit_codes::CHECK_FAILED;
+/// The config file is missing or not valid (sysexits' EX_CONFIG).
+pub use artifact_name::exit_codes::CONFIG;
 /// A deploy failed: it was rolled back, or it failed while preparing and
 /// nothing running was touched. The previous release runs.
-pub const DEPLOY_FAILED: u8 = 3;
+pub use artifact_name::exit_codes::DEPLOY_FAILED;
+/// Something else went wrong (the message says what).
+pub use artifact_name::exit_codes::ERROR;
+/// The pass ended well: deployed, nothing to do, or another run held the lock.
+pub use artifact_name::exit_codes::OK;
 /// A deploy failed and going back failed too: the service may be down.
-pub const ROLLBACK_FAILED: u8 = 4;
-/// `switcher check` found problems (each is printed with its fix).
-pub const CHECK_FAILED: u8 = 5;
-/// The config file is missing or not valid (sysexits' EX_CONFIG).
-pub const CONFIG: u8 = 78;
+pub use artifact_name::exit_codes::ROLLBACK_FAILED;
 
 /// The exit codes as `--help` shows them (keep in step with the constants).
 pub const HELP: &str = "\

@@ -26,6 +26,22 @@ pub fn append(layout: &Layout, entry: &HistoryEntry) -> anyhow::Result<()> {
         .with_context(|| format!("appending to {}", path.display()))
 }
 
+/// Appends any serializable line the same way as [`append`] (a history
+/// line with more fields, such as who ran a command by hand).
+pub fn append_any<T: serde::Serialize>(layout: &Layout, entry: &T) -> anyhow::Result<()> {
+    let path = layout.history();
+    let mut line = serde_json::to_vec(entry).context("serializing a history entry")?;
+    line.push(b'\n');
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.write_all(&line)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("appending to {}", path.display()))
+}
+
 /// Reads every entry (lines that do not parse are skipped: the file is a
 /// log, and one bad line must not hide the rest).
 pub fn read(layout: &Layout) -> anyhow::Result<Vec<HistoryEntry>> {

@@ -105,8 +105,14 @@ pub fn load(layout: &Layout) -> anyhow::Result<Option<Journal>> {
 }
 
 /// Writes the journal atomically.
+///
+/// Fault point (fault-injection builds): `CUTOVER_FAULT_FAIL=
+/// switcher:journal-write:<step>` makes this write fail as on a full disk.
 pub fn save(layout: &Layout, journal: &Journal) -> anyhow::Result<()> {
-    deploy_root::atomic::write_json(&layout.journal(), journal)
+    let path = layout.journal();
+    deploy_root::fault::fail(&format!("switcher:journal-write:{}", journal.step.as_str()))
+        .with_context(|| format!("writing journal {}", path.display()))?;
+    deploy_root::atomic::write_json(&path, journal)
 }
 
 /// Records that the switch is about to run `step`.

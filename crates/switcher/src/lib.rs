@@ -11,9 +11,13 @@
 //! - [`switch`], [`command`], [`verify`]: stop, flip, start, verify, go back.
 //! - [`journal`], [`recover`]: crash safety.
 //! - [`record`], [`history`], [`failure`]: what a pass writes down.
+//! - [`retention`]: pruning releases and staging; [`logs`]: rotating command logs.
+//! - [`transitions`]: one line when a component goes DOWN or unhealthy, or recovers.
 //! - [`notify`]: word of deploys, failures and outages to webhooks and commands.
-//! - [`retention`]: pruning releases and staging.
 //! - [`rollback`], [`releases_cmd`]: the subcommands.
+//! - [`control`]: deploy by hand, pin, freeze, retry, follow (state/control.json).
+//! - [`check`] (with [`shell`]), [`nginx_site`], [`systemd_dropin`]: the
+//!   machine checked; the nginx site and the unit's drop-in rendered.
 
 pub mod probe;
 pub mod status;
@@ -21,11 +25,14 @@ pub mod status;
 pub mod check;
 pub mod cli;
 pub mod command;
+pub mod control;
 pub mod dry_run;
 pub mod exit_codes;
 pub mod failure;
 pub mod history;
 pub mod journal;
+pub mod logs;
+pub mod nginx_site;
 pub mod notify;
 pub mod pass;
 pub mod plan;
@@ -35,7 +42,10 @@ pub mod release;
 pub mod releases_cmd;
 pub mod retention;
 pub mod rollback;
+pub mod shell;
 pub mod staged;
 pub mod switch;
+pub mod systemd_dropin;
+pub mod transitions;
 pub mod unpack;
 pub mod verify;

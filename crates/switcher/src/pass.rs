@@ -14,19 +14,27 @@ use crate::exit_codes;
 use crate::journal::{self, Journal, Step};
 use crate::recover::{self, Recovery};
 use crate::switch::Outcome;
-use crate::{history, plan, record, release, retention, staged, status, switch};
+use crate::{
+    control, history, logs, plan, record, release, retention, staged, status, switch, transitions,
+};
 
 /// Runs one pass and returns the exit code.
 pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
     layout.ensure()?;
     let Some(_lock) = lock::try_lock(&layout.switcher_lock())? else {
-        tracing::warn!(
+        // Normal when a pass outlasts cron's minute: not worth a mail
+        // (info, like the collector; shown with -v).
+        tracing::info!(
             "another switcher run holds {}; nothing done",
             layout.switcher_lock().display()
         );
         return Ok(exit_codes::OK);
     };
     fault::point("switcher:after-lock");
+    // Before any command writes: bounded logs whatever the pass does.
+    if let Err(e) = logs::rotate(config, layout) {
+        tracing::warn!("rotating the command logs: {e:#}");
+    }
     let started = Instant::now();
     let result = locked_pass(config, layout, started);
     // The status page is refreshed after every pass, whatever its outcome.
@@ -48,19 +56,69 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
             tracing::error!(
                 "recovering from a cut-short pass failed: {why}; the service may be down"
             );
-            save(layout, &mut st, started)?;
+            save(config, layout, &mut st, started)?;
             return Ok(exit_codes::ROLLBACK_FAILED);
         }
     }
     release::remove_temp_folders(layout)?;
+    // Holds set by hand (pin, freeze, follow): lapsed ones are dropped
+    // first; `config` then carries the followed branches.
+    let (config, held) = &control::for_pass(config, layout)?;
     let staged = staged::list(layout)?;
-    let plan = plan::choose(config, &st, &staged);
+    let plan = plan::choose_held(config, &st, held, &staged, Utc::now());
+    // Said once when an artifact starts being held (cron mails what is
+    // printed: not every minute), and recorded for the status page.
+    for (artifact, why) in &plan.held {
+        if st.held.contains_key(artifact) {
+            tracing::debug!("{artifact} is held: {why}");
+        } else {
+            tracing::warn!("not deploying {artifact}: {why}");
+        }
+    }
+    st.held.clone_from(&plan.held);
     let Some(choice) = plan.choice else {
         tracing::debug!("nothing to deploy");
-        save(layout, &mut st, started)?;
+        save(config, layout, &mut st, started)?;
         retention::prune(config, layout, &st, &staged);
         return Ok(exit_codes::OK);
     };
+    deploy(
+        config, layout, &mut st, &choice, retry, &staged, started, None,
+    )
+}
+
+/// What a deploy by hand (`switcher deploy`) adds to the shared path: who
+/// ran it, and what to do once it runs, before the state is written.
+pub struct ByHand<'a> {
+    /// `SUDO_USER`, else `USER`.
+    pub who: String,
+    /// Called when the switch succeeded, before the state write: the pin
+    /// is written before the state says it runs, so that a crash in
+    /// between leaves it pinned (on what ran before, after recovery) and
+    /// never running unpinned, which the next pass would replace.
+    pub on_deployed: &'a dyn Fn(&mut SwitcherState) -> anyhow::Result<()>,
+}
+
+impl std::fmt::Debug for ByHand<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByHand").field("who", &self.who).finish()
+    }
+}
+
+/// Takes `choice` into service: prepare, stop, flip, start, verify, going
+/// back on failure, then record, history and prune. A pass and `switcher
+/// deploy` share it; `retry` carries interrupted attempts (see journal).
+#[allow(clippy::too_many_arguments)]
+pub fn deploy(
+    config: &Config,
+    layout: &Layout,
+    st: &mut SwitcherState,
+    choice: &plan::Choice,
+    retry: Option<(String, u32)>,
+    staged: &[staged::Staged],
+    started: Instant,
+    by_hand: Option<&ByHand<'_>>,
+) -> anyhow::Result<u8> {
     let at = Utc::now();
     let name = &choice.staged.name;
     let artifact = name.file_name().to_string();
@@ -106,7 +164,7 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
     journal::save(layout, &j)?;
     let mut steps: Vec<(String, u64)> = Vec::new();
     let t = Instant::now();
-    let prepared = match release::prepare(config, layout, &st, &choice.staged, &choice.components) {
+    let prepared = match release::prepare(config, layout, st, &choice.staged, &choice.components) {
         Ok(prepared) => prepared,
         Err(e) => {
             // The machine's fault (a full disk...), found before anything
@@ -130,28 +188,47 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
     if let Err(failure) = prepared {
         tracing::error!("{artifact}: {failure}; nothing running was touched");
         fault::point("switcher:before-state-write");
-        record::mark_failed(&mut st, failure.to_failure(&artifact, Utc::now()), &from);
+        record::mark_failed(st, failure.to_failure(&artifact, Utc::now()), &from);
         entry.outcome = format!("{}-failed", failure.step);
         entry.reason = Some(failure.to_string());
-        finish(layout, &mut st, entry, steps, started)?;
-        retention::prune(config, layout, &st, &staged);
+        finish(config, layout, st, entry, steps, started, by_hand)?;
+        retention::prune(config, layout, st, staged);
         return Ok(exit_codes::DEPLOY_FAILED);
     }
     let t = Instant::now();
-    let outcome = switch::switch(config, layout, &mut j)?;
+    let outcome = match switch::switch(config, layout, &mut j) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // The machine's fault (the journal cannot be written: a full
+            // disk) before anything was stopped: the service runs on
+            // untouched, nothing is marked, and no journal may be left, or
+            // the next pass would count an interrupted attempt against the
+            // artifact. The prepared folders go too: they hold space.
+            if let Err(e) = journal::remove(layout) {
+                tracing::error!("{e:#}");
+            }
+            if let Err(e) = release::remove_releases(layout, &choice.components, &id) {
+                tracing::error!("{e:#}");
+            }
+            return Err(e.context(format!("not deploying {artifact}")));
+        }
+    };
     steps.push(("switch".into(), ms(t)));
     journal::step(layout, &mut j, Step::Record)?;
     fault::point("switcher:before-state-write");
     let code = match outcome {
         Outcome::Done => {
-            record::deployed(&mut st, &to, Utc::now());
+            if let Some(h) = by_hand {
+                (h.on_deployed)(st)?;
+            }
+            record::deployed(st, &to, Utc::now());
             entry.outcome = "deployed".into();
             tracing::info!("{artifact} runs now ({})", choice.components.join(", "));
             exit_codes::OK
         }
         Outcome::RolledBack(failure) => {
             tracing::error!("{artifact}: {failure}; rolled back, the previous release runs again");
-            record::mark_failed(&mut st, failure.to_failure(&artifact, Utc::now()), &from);
+            record::mark_failed(st, failure.to_failure(&artifact, Utc::now()), &from);
             entry.outcome = "rolled-back".into();
             entry.reason = Some(failure.to_string());
             exit_codes::DEPLOY_FAILED
@@ -162,14 +239,14 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
             );
             let mut f = failure.to_failure(&artifact, Utc::now());
             f.rollback_failed = true;
-            record::mark_failed(&mut st, f, &from);
+            record::mark_failed(st, f, &from);
             entry.outcome = "rollback-failed".into();
             entry.reason = Some(format!("{failure}; going back failed: {why}"));
             exit_codes::ROLLBACK_FAILED
         }
     };
-    finish(layout, &mut st, entry, steps, started)?;
-    retention::prune(config, layout, &st, &staged);
+    finish(config, layout, st, entry, steps, started, by_hand)?;
+    retention::prune(config, layout, st, staged);
     Ok(code)
 }
 
@@ -177,22 +254,41 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
 /// that order: a crash in between leaves a journal that recovery sees as
 /// complete or re-does harmlessly).
 fn finish(
+    config: &Config,
     layout: &Layout,
     st: &mut SwitcherState,
     mut entry: HistoryEntry,
     steps: Vec<(String, u64)>,
     started: Instant,
+    by_hand: Option<&ByHand<'_>>,
 ) -> anyhow::Result<()> {
     // The events go to the outbox before the state that records them.
-    crate::notify::emit_history(layout, st, &entry);
-    save(layout, st, started)?;
+    crate::notify::emit_history(layout, st, &entry, by_hand.map(|h| h.who.as_str()));
+    save(config, layout, st, started)?;
     entry.steps = steps;
     entry.total_ms = ms(started);
-    history::append(layout, &entry)?;
+    match by_hand {
+        None => history::append(layout, &entry)?,
+        Some(h) => history::append_any(
+            layout,
+            &deploy_root::control::AttributedEntry {
+                entry,
+                who: h.who.clone(),
+            },
+        )?,
+    }
     journal::remove(layout)
 }
 
-fn save(layout: &Layout, st: &mut SwitcherState, started: Instant) -> anyhow::Result<()> {
+fn save(
+    config: &Config,
+    layout: &Layout,
+    st: &mut SwitcherState,
+    started: Instant,
+) -> anyhow::Result<()> {
+    // Last thing before the state is written, so that what is seen (and
+    // said) is what this pass leaves running.
+    transitions::update(config, st);
     record::stamp(st, started);
     state::save(&layout.switcher_state(), st)
 }

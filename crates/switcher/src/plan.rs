@@ -10,10 +10,13 @@
 //! to an older build: when a newer `frontend` artifact already runs, the
 //! `full` one deploys its backend only.
 
-use chrono::{DateTime, Utc};
-use deploy_root::state::{ArtifactInfo, SwitcherState};
-use deploy_root::Config;
+use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
+use deploy_root::state::SwitcherState;
+use deploy_root::{staging, Config};
+
+use crate::control::Held;
 use crate::staged::Staged;
 
 /// The artifact a pass takes into service.
@@ -36,16 +39,65 @@ pub struct Plan {
     pub skipped: Vec<(String, String)>,
     /// Why the choice deploys only some of the components it carries.
     pub partial: Option<String>,
+    /// Artifacts held because their build time is ahead of this machine's
+    /// clock by more than `switcher.max_clock_skew`, with the reason (also
+    /// in `skipped`). The pass records them in `switcher.json` (`held`).
+    pub held: BTreeMap<String, String>,
 }
 
-/// The ordering key of an artifact: build time, then file name (the same
-/// order as [`artifact_name::ArtifactName`]).
-pub fn key(info: &ArtifactInfo) -> (DateTime<Utc>, &str) {
-    (info.build_time, info.artifact.as_str())
+pub use deploy_root::staging::key;
+
+/// Why an artifact built at `built` is held at `now`, if it is: its build
+/// time is ahead of the clock by more than `switcher.max_clock_skew`.
+/// Deployed, it would stay "newer" than every build CI makes until the
+/// clock catches up, blocking them all.
+pub fn built_in_future(
+    config: &Config,
+    built: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let ahead = built.signed_duration_since(now);
+    let skew = chrono::Duration::from_std(config.switcher.max_clock_skew).ok()?;
+    if ahead <= skew {
+        return None;
+    }
+    // Whole minutes, rounded up: "0 min ahead" would read as no reason.
+    let minutes = (ahead.num_seconds() + 59) / 60;
+    Some(format!(
+        "built in the future: {} is {minutes} min ahead of this VM's clock (more than switcher.max_clock_skew, {}); held until the clock catches up or a correctly dated build arrives",
+        deploy_root::time::human(built),
+        humantime_short(config.switcher.max_clock_skew),
+    ))
 }
 
-/// Chooses per the rule above. `staged` may be in any order.
-pub fn choose(config: &Config, state: &SwitcherState, staged: &[Staged]) -> Plan {
+fn humantime_short(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s % 60 == 0 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// Chooses per the rule above, at time `now`. `staged` may be in any order.
+pub fn choose(
+    config: &Config,
+    state: &SwitcherState,
+    staged: &[Staged],
+    now: DateTime<Utc>,
+) -> Plan {
+    choose_held(config, state, &Held::default(), staged, now)
+}
+
+/// [`choose`], leaving the components `held` holds (pinned, frozen) on
+/// what runs.
+pub fn choose_held(
+    config: &Config,
+    state: &SwitcherState,
+    held: &Held,
+    staged: &[Staged],
+    now: DateTime<Utc>,
+) -> Plan {
     let mut plan = Plan::default();
     let mut sorted: Vec<&Staged> = staged.iter().collect();
     sorted.sort_by(|a, b| b.name.cmp(&a.name));
@@ -92,11 +144,14 @@ pub fn choose(config: &Config, state: &SwitcherState, staged: &[Staged]) -> Plan
             ));
             continue;
         }
-        let info = ArtifactInfo::from(&s.name);
-        let (newer, not_newer): (Vec<&String>, Vec<&String>) = components.iter().partition(|c| {
-            let running = state.components.get(*c).and_then(|c| c.running.as_ref());
-            !running.is_some_and(|r| key(&info) <= key(&r.info))
-        });
+        if let Some(why) = built_in_future(config, s.name.build_time(), now) {
+            plan.held.insert(file.clone(), why.clone());
+            plan.skipped.push((file, why));
+            continue;
+        }
+        let (newer, not_newer): (Vec<&String>, Vec<&String>) = components
+            .iter()
+            .partition(|c| staging::newer_than_running(state, c, &s.name));
         let runs = |c: &String| {
             let running = state.components.get(c).and_then(|s| s.running.as_ref());
             format!(
@@ -114,6 +169,9 @@ pub fn choose(config: &Config, state: &SwitcherState, staged: &[Staged]) -> Plan
             ));
             continue;
         }
+        let Some(newer) = held.unheld(&file, newer, &mut plan) else {
+            continue;
+        };
         if !not_newer.is_empty() {
             let runs: Vec<String> = not_newer.into_iter().map(runs).collect();
             plan.partial = Some(format!(
@@ -141,7 +199,7 @@ mod tests {
 
     use artifact_name::{ArtifactName, Ext};
     use chrono::TimeZone;
-    use deploy_root::state::{ComponentState, Failure, RunningRelease};
+    use deploy_root::state::{ArtifactInfo, ComponentState, Failure, RunningRelease};
 
     use super::*;
 
@@ -171,8 +229,18 @@ port = 80
         Staged {
             path: PathBuf::from(name.file_name()),
             marker: PathBuf::from(name.marker_name()),
+            size: 0,
+            changed: t,
             name,
         }
+    }
+
+    /// The clock of these tests: a day after their artifacts' build times
+    /// (injected, so that they never depend on today's date).
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 27, 0, 0, 0)
+            .single()
+            .unwrap_or_default()
     }
 
     fn running(s: &Staged) -> ComponentState {
@@ -195,7 +263,12 @@ port = 80
         let c = config("");
         let old = staged("full", 1, "master");
         let new = staged("frontend", 2, "master");
-        let plan = choose(&c, &SwitcherState::default(), &[new.clone(), old.clone()]);
+        let plan = choose(
+            &c,
+            &SwitcherState::default(),
+            &[new.clone(), old.clone()],
+            now(),
+        );
         assert_eq!(chosen(&plan), Some(new.name.file_name()));
         assert_eq!(
             plan.choice.map(|c| c.components),
@@ -229,16 +302,16 @@ port = 80
         let older = staged("full", 1, "master");
         let good = staged("frontend", 3, "master");
         let all = [failed, feature, good.clone(), runs, older];
-        let plan = choose(&c, &st, &all);
+        let plan = choose(&c, &st, &all, now());
         assert_eq!(chosen(&plan), Some(good.name.file_name()));
         let reasons: Vec<&str> = plan.skipped.iter().map(|(_, r)| r.as_str()).collect();
         assert!(reasons[0].contains("failed before"), "{reasons:?}");
         assert!(reasons[1].contains("switcher.branches"), "{reasons:?}");
 
         // Without the good one, nothing: the running one is not newer.
-        let plan = choose(&c, &st, &all[..1]);
+        let plan = choose(&c, &st, &all[..1], now());
         assert!(plan.choice.is_none());
-        let plan = choose(&c, &st, &all[3..]);
+        let plan = choose(&c, &st, &all[3..], now());
         assert!(plan.choice.is_none());
         assert!(
             plan.skipped[0].1.contains("not newer"),
@@ -256,7 +329,7 @@ port = 80
         let mut st = SwitcherState::default();
         st.components.insert("backend".into(), running(&full1));
         st.components.insert("frontend".into(), running(&front3));
-        let plan = choose(&c, &st, std::slice::from_ref(&full2));
+        let plan = choose(&c, &st, std::slice::from_ref(&full2), now());
         assert_eq!(chosen(&plan), Some(full2.name.file_name()));
         assert_eq!(
             plan.choice.as_ref().map(|c| c.components.clone()),
@@ -269,12 +342,44 @@ port = 80
         );
         // Once the backend runs it, nothing is newer for either component.
         st.components.insert("backend".into(), running(&full2));
-        let plan = choose(&c, &st, &[full2]);
+        let plan = choose(&c, &st, &[full2], now());
         assert!(plan.choice.is_none(), "{plan:?}");
         assert!(
             plan.skipped[0].1.contains("not newer"),
             "{:?}",
             plan.skipped
         );
+    }
+
+    #[test]
+    fn a_build_dated_in_the_future_is_held_and_an_older_one_deploys() {
+        let c = config("[switcher]\nmax_clock_skew = \"5m\"\n");
+        let old = staged("full", 1, "master");
+        let ahead = staged("full", 30, "master");
+        // The clock reads 00:10: the 00:30 build is 20 min ahead.
+        let at = |minute| {
+            Utc.with_ymd_and_hms(2026, 11, 26, 0, minute, 0)
+                .single()
+                .unwrap_or_default()
+        };
+        let plan = choose(
+            &c,
+            &SwitcherState::default(),
+            &[ahead.clone(), old.clone()],
+            at(10),
+        );
+        assert_eq!(chosen(&plan), Some(old.name.file_name()));
+        let why = &plan.held[ahead.name.file_name()];
+        assert!(
+            why.contains(
+                "built in the future: 2026-11-26 00:30:00 UTC is 20 min ahead of this VM's clock"
+            ),
+            "{why}"
+        );
+        assert_eq!(plan.skipped[0].1, *why);
+        // Within the allowed skew (4 min ahead) it deploys.
+        let plan = choose(&c, &SwitcherState::default(), &[ahead.clone(), old], at(26));
+        assert_eq!(chosen(&plan), Some(ahead.name.file_name()));
+        assert!(plan.held.is_empty());
     }
 }

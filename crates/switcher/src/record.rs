@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use deploy_root::state::{Failure, RunningRelease, SwitcherState};
+use deploy_root::state::{Failure, HandRollback, RunningRelease, SwitcherState};
+
+/// How many hand rollbacks state/switcher.json remembers (the newest).
+pub const ROLLBACKS_KEPT: usize = 50;
 
 /// Marks an artifact failed: never picked again by itself. `from` is what
 /// runs instead (per component of the unit). Marking twice counts once.
@@ -28,7 +31,9 @@ pub fn mark_failed(
     for c in from.keys() {
         state.components.entry(c.clone()).or_default().last_failure = Some(failure.clone());
     }
-    if !state.failed.contains_key(&failure.artifact) {
+    // A hand rollback is marked failed only so that no pass takes the
+    // artifact back by itself: it is not a failed deploy.
+    if !state.failed.contains_key(&failure.artifact) && failure.step != "rollback" {
         state.failures_total += 1;
     }
     state.failed.insert(failure.artifact.clone(), failure);
@@ -52,6 +57,51 @@ pub fn deployed(
         }
         cs.running = Some(r);
     }
+}
+
+/// Records a hand rollback of `artifact` on `components` (now running
+/// `to`, component to release), by [`operator`]; keeps the newest
+/// [`ROLLBACKS_KEPT`].
+pub fn rolled_back(
+    state: &mut SwitcherState,
+    artifact: &str,
+    to: &BTreeMap<String, RunningRelease>,
+    at: DateTime<Utc>,
+) {
+    state.rollbacks.insert(
+        artifact.to_string(),
+        HandRollback {
+            artifact: artifact.to_string(),
+            components: to.keys().cloned().collect(),
+            by: operator(),
+            at,
+            to: to
+                .iter()
+                .map(|(c, r)| (c.clone(), r.release.clone()))
+                .collect(),
+        },
+    );
+    while state.rollbacks.len() > ROLLBACKS_KEPT {
+        let oldest = state
+            .rollbacks
+            .iter()
+            .min_by_key(|(_, r)| r.at)
+            .map(|(a, _)| a.clone());
+        match oldest {
+            Some(a) => state.rollbacks.remove(&a),
+            None => break,
+        };
+    }
+}
+
+/// Who runs this command: `SUDO_USER` (the person behind `sudo -u
+/// cutover`), else `USER`. Untrusted text, shown escaped.
+pub fn operator() -> Option<String> {
+    ["SUDO_USER", "USER"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .map(|v| v.trim().chars().take(64).collect::<String>())
+        .find(|v| !v.is_empty())
 }
 
 /// Stamps the end of a pass.

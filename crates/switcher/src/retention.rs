@@ -8,18 +8,17 @@
 //! alone and not counted.
 //!
 //! Staging: an archive goes (marker first, so that it stops counting as
-//! complete) only when it is not newer than what runs for any component it
-//! carries, is neither running nor previous, and no release folder of it is
-//! left. The collector prunes staging too, under its own lock; both only
+//! complete) only when [`deploy_root::staging::protected`] does not keep it
+//! (not newer than what runs for any component it carries, neither running
+//! nor previous) and no release folder of it is left. The collector prunes staging too, under its own lock; both only
 //! remove what the other no longer needs, so the order does not matter.
 
 use std::fs;
 
 use artifact_name::ArtifactName;
-use deploy_root::state::{ArtifactInfo, SwitcherState};
-use deploy_root::{Config, Layout};
+use deploy_root::state::SwitcherState;
+use deploy_root::{staging, Config, Layout};
 
-use crate::plan::key;
 use crate::release::remove_dir_if_exists;
 use crate::staged::Staged;
 
@@ -37,17 +36,6 @@ pub fn prune(config: &Config, layout: &Layout, state: &SwitcherState, staged: &[
     }
     if let Err(e) = prune_staging(config, layout, state, staged) {
         tracing::warn!("pruning staging: {e:#}");
-    }
-}
-
-fn is_newer_than_running(state: &SwitcherState, component: &str, info: &ArtifactInfo) -> bool {
-    match state
-        .components
-        .get(component)
-        .and_then(|c| c.running.as_ref())
-    {
-        Some(r) => key(info) > key(&r.info),
-        None => true,
     }
 }
 
@@ -84,10 +72,7 @@ fn prune_releases(
             protected.extend(cs.previous.iter().map(|r| r.release.clone()));
         }
         for s in staged {
-            let info = ArtifactInfo::from(&s.name);
-            if !state.failed.contains_key(s.name.file_name())
-                && is_newer_than_running(state, c, &info)
-            {
+            if staging::waits_for(state, c, &s.name) {
                 protected.push(s.name.stem().to_string());
             }
         }
@@ -119,20 +104,13 @@ fn prune_staging(
     state: &SwitcherState,
     staged: &[Staged],
 ) -> anyhow::Result<()> {
-    let pinned = state.pinned_artifacts();
     for s in staged {
         let file = s.name.file_name();
-        let Some(components) = config.components_of(s.name.kind()) else {
-            continue;
-        };
-        if pinned.contains(&file) {
+        if config.components_of(s.name.kind()).is_none() {
+            // Not ours to judge: the collector's staging_keep bounds it.
             continue;
         }
-        let info = ArtifactInfo::from(&s.name);
-        if components
-            .iter()
-            .any(|c| is_newer_than_running(state, c, &info))
-        {
+        if staging::protected(config, state, &s.name).is_some() {
             continue;
         }
         if config

@@ -33,6 +33,7 @@ pub fn run(config: &Config, layout: &Layout, component: Option<&str>) -> anyhow:
     if let Err(e) = status::refresh(config, layout) {
         tracing::warn!("refreshing the status page: {e:#}");
     }
+    // Last, still under the lock, like a pass.
     crate::notify::flush(config, layout);
     result
 }
@@ -48,30 +49,12 @@ fn locked(
         save(layout, &mut st, started)?;
         anyhow::bail!("recovering from a cut-short pass failed first: {why}");
     }
-    let components = unit(config, &st, component)?;
-    let mut from = BTreeMap::new();
-    let mut to = BTreeMap::new();
-    for c in &components {
-        let cs = st.components.get(c);
-        let running = cs.and_then(|s| s.running.clone());
-        let previous = cs.and_then(|s| s.previous.clone()).ok_or_else(|| {
-            anyhow::anyhow!("{c} has no previous good release recorded; nothing to roll back to")
-        })?;
-        if !layout.release(c, &previous.release).is_dir() {
-            anyhow::bail!(
-                "{c}: the previous release folder {} is not on disk",
-                layout.release(c, &previous.release).display()
-            );
-        }
-        from.insert(c.clone(), running);
-        to.insert(c.clone(), previous);
-    }
-    let artifact = from
-        .values()
-        .flatten()
-        .map(|r: &RunningRelease| r.info.artifact.clone())
-        .next()
-        .unwrap_or_default();
+    let Unit {
+        components,
+        from,
+        to,
+        artifact,
+    } = plan(config, layout, &st, component)?;
     let at = Utc::now();
     let mut j = Journal {
         action: "rollback".into(),
@@ -84,8 +67,18 @@ fn locked(
         failure: None,
         started_at: at,
     };
-    journal::save(layout, &j)?;
-    let outcome = switch::switch(config, layout, &mut j)?;
+    // switch writes the journal before it stops anything; when it cannot
+    // (a full disk), nothing was touched and no journal may stay behind, or
+    // the next pass would "recover" by restarting what runs.
+    let outcome = match switch::switch(config, layout, &mut j) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            if let Err(e) = journal::remove(layout) {
+                tracing::error!("{e:#}");
+            }
+            return Err(e.context("not rolling back"));
+        }
+    };
     journal::step(layout, &mut j, Step::Record)?;
     let mut entry = HistoryEntry {
         at,
@@ -122,6 +115,7 @@ fn locked(
                 rollback_failed: false,
             };
             record::mark_failed(&mut st, failure, &BTreeMap::new());
+            record::rolled_back(&mut st, &artifact, &to, Utc::now());
             entry.outcome = "rolled-back".into();
             let names: Vec<String> = to
                 .iter()
@@ -143,12 +137,68 @@ fn locked(
             exit_codes::ROLLBACK_FAILED
         }
     };
-    crate::notify::emit_history(layout, &st, &entry);
+    // The events go to the outbox before the state that records them.
+    let who = deploy_root::control::who();
+    crate::notify::emit_history(layout, &st, &entry, Some(&who));
     save(layout, &mut st, started)?;
     entry.total_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     history::append(layout, &entry)?;
     journal::remove(layout)?;
     Ok(code)
+}
+
+/// What a rollback takes back: the components, what they run, what they
+/// go back to, and the artifact rolled back from.
+#[derive(Clone, Debug)]
+pub struct Unit {
+    /// The components, together.
+    pub components: Vec<String>,
+    /// What each runs now.
+    pub from: BTreeMap<String, Option<RunningRelease>>,
+    /// The previous good release each goes back to.
+    pub to: BTreeMap<String, RunningRelease>,
+    /// The artifact rolled back from (marked failed after).
+    pub artifact: String,
+}
+
+/// Decides what `switcher rollback [COMPONENT]` would take back, or why it
+/// refuses; the rollback and its dry run both use it.
+pub fn plan(
+    config: &Config,
+    layout: &Layout,
+    st: &SwitcherState,
+    component: Option<&str>,
+) -> anyhow::Result<Unit> {
+    let components = unit(config, st, component)?;
+    let mut from = BTreeMap::new();
+    let mut to = BTreeMap::new();
+    for c in &components {
+        let cs = st.components.get(c);
+        let running = cs.and_then(|s| s.running.clone());
+        let previous = cs.and_then(|s| s.previous.clone()).ok_or_else(|| {
+            anyhow::anyhow!("{c} has no previous good release recorded; nothing to roll back to")
+        })?;
+        if !layout.release(c, &previous.release).is_dir() {
+            anyhow::bail!(
+                "{c}: the previous release folder {} is not on disk",
+                layout.release(c, &previous.release).display()
+            );
+        }
+        from.insert(c.clone(), running);
+        to.insert(c.clone(), previous);
+    }
+    let artifact = from
+        .values()
+        .flatten()
+        .map(|r: &RunningRelease| r.info.artifact.clone())
+        .next()
+        .unwrap_or_default();
+    Ok(Unit {
+        components,
+        from,
+        to,
+        artifact,
+    })
 }
 
 /// The components to roll back: COMPONENT, or every component that runs

@@ -13,6 +13,7 @@
 //! shared by the rollback after a failure, `switcher rollback` and crash
 //! recovery.
 
+use anyhow::Context;
 use deploy_root::config::Component;
 use deploy_root::state::RunningRelease;
 use deploy_root::{atomic, fault, Config, Layout};
@@ -35,10 +36,16 @@ pub enum Outcome {
 
 /// Switches the unit the journal describes from `from` to `to`.
 ///
-/// An error of the machine itself half-way (a journal that cannot be
-/// written, a command that cannot be spawned) is treated like a failed
-/// step: the service must not be left stopped because of it.
+/// `Err` means the journal could not be written before stop (a full disk):
+/// nothing was stopped, so nothing is started again and the artifact is not
+/// to blame; the caller reports the error and the next pass tries again.
+/// An error of the machine itself once stop has begun (a journal that
+/// cannot be written before verify, a command that cannot be spawned) is
+/// treated like a failed step: the service must not be left stopped
+/// because of it.
 pub fn switch(config: &Config, layout: &Layout, j: &mut Journal) -> anyhow::Result<Outcome> {
+    journal::step(layout, j, Step::Stop)
+        .context("before stopping anything (nothing was stopped or changed)")?;
     let failure = match forward(config, layout, j) {
         Ok(Ok(())) => return Ok(Outcome::Done),
         Ok(Err(failure)) => failure,
@@ -67,7 +74,6 @@ fn forward(
     j: &mut Journal,
 ) -> anyhow::Result<Result<(), StepFailure>> {
     let timeout = config.switcher.command_timeout;
-    journal::step(layout, j, Step::Stop)?;
     for c in j.components.clone() {
         let comp = component(config, &c)?;
         if let (Some(cmd), Some(Some(from))) = (&comp.stop, j.from.get(&c)) {

@@ -19,8 +19,8 @@ use std::path::Path;
 use std::process::Command;
 
 use artifact_name::{ArtifactName, Compression, Ext};
-use chrono::{Duration, TimeZone, Utc};
-use cutover_tests::archive::{compress, marker};
+use chrono::Duration;
+use cutover_tests::archive::{compress, epoch, marker};
 use cutover_tests::Sandbox;
 
 use super::{assert_consistent, assert_serves, cron, demo, demo_sandbox, paths, Sentinel};
@@ -102,7 +102,7 @@ fn good(version: &str) -> Vec<Raw> {
 
 /// A full artifact name `minute` minutes after the test epoch.
 fn name(version: &str, minute: i64, ext: Ext) -> ArtifactName {
-    let t = Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap() + Duration::minutes(minute);
+    let t = epoch() + Duration::minutes(minute);
     ArtifactName::new("full", t, version, "master", ext).unwrap()
 }
 

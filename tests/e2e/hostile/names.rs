@@ -9,8 +9,8 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 
 use artifact_name::{ArtifactName, Ext};
-use chrono::{TimeZone, Utc};
-use cutover_tests::archive::marker;
+use chrono::{Duration, TimeZone, Utc};
+use cutover_tests::archive::{epoch, marker};
 use cutover_tests::{ArchiveBuilder, Sandbox};
 
 use super::{assert_consistent, assert_serves, demo, demo_sandbox};
@@ -56,14 +56,14 @@ fn hostile_names_never_stop_the_valid_artifacts_beside_them() {
     // Valid artifacts beside them: two branches that differ only in case
     // (both valid, distinct), a name of the longest length whose marker
     // still fits (248 bytes), and the newest, which must deploy now.
-    let t = |m: u32| Utc.with_ymd_and_hms(2026, 11, 26, 0, m, 0).unwrap();
+    let t = |m: i64| epoch() + Duration::minutes(m);
     let lower = ArchiveBuilder::demo("frontend", "2.0.0")
         .at(t(2))
         .branch("release/x");
     let upper = ArchiveBuilder::demo("frontend", "2.0.0")
         .at(t(2))
         .branch("Release/X");
-    let prefix = "full_20261126T000300Z_3.0.0_";
+    let prefix = format!("full_{}_3.0.0_", t(3).format("%Y%m%dT%H%M%SZ"));
     let branch = "b".repeat(248 - prefix.len() - ".tar.gz".len());
     let longest = ArchiveBuilder::demo("full", "3.0.0")
         .at(t(3))

@@ -80,17 +80,24 @@ fn uploads_in_progress_and_dotfiles_are_ignored() {
     assert!(waiting(&sb).is_empty(), "{run}");
 }
 
-/// A real writer appends to the artifact for about three seconds and only
-/// then writes the marker (under a dotfile name, renamed into place, as CI
-/// does). The collector runs over and over meanwhile.
+/// A real writer (another process) appends to the artifact and only then
+/// writes the marker (under a dotfile name, renamed into place, as CI
+/// does). It holds still after its first byte until the test says go, so
+/// one collector pass certainly runs mid-write, whatever the machine's
+/// speed; more passes run while it finishes. What matters: no pass stages
+/// or quarantines the partial file, and the pass after the marker stages
+/// all of it.
 #[test]
 fn artifact_being_written_is_never_moved_until_its_marker_arrives() {
     let sb = Sandbox::new();
     let name = artifact("full", "1.0.0", 10).name().file_name().to_string();
+    let go = sb.dir().join("go");
     let script = format!(
-        "cd '{drop}' && for i in $(seq 30); do printf x >> '{name}'; sleep 0.1; done; \
+        "cd '{drop}' && printf x >> '{name}' && while [ ! -e '{go}' ]; do sleep 0.05; done; \
+         for i in $(seq 29); do printf x >> '{name}'; sleep 0.02; done; \
          sha256sum '{name}' > '.{name}.sha256.part' && mv '.{name}.sha256.part' '{name}.sha256'",
-        drop = sb.drop_dir().display()
+        drop = sb.drop_dir().display(),
+        go = go.display(),
     );
     let mut writer = Command::new("sh")
         .args(["-c", &script])
@@ -98,7 +105,23 @@ fn artifact_being_written_is_never_moved_until_its_marker_arrives() {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    let mut runs_while_writing = 0;
+    let partial = sb.drop_dir().join(&name);
+    while !fs::metadata(&partial).is_ok_and(|m| m.len() > 0) {
+        assert!(started.elapsed() < Duration::from_secs(60), "writer hangs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The writer waits for `go`: this pass runs mid-write.
+    let run = collect_ok(&sb);
+    assert!(
+        sb.names("staging").is_empty() && sb.names("quarantine").is_empty(),
+        "moved while being written\n{run}"
+    );
+    assert_eq!(
+        waiting(&sb).len(),
+        1,
+        "the partial upload is waiting\n{run}"
+    );
+    fs::write(&go, b"").unwrap();
     while writer.try_wait().unwrap().is_none() {
         let run = collect_ok(&sb);
         if writer.try_wait().unwrap().is_some() {
@@ -108,15 +131,9 @@ fn artifact_being_written_is_never_moved_until_its_marker_arrives() {
             sb.names("staging").is_empty() && sb.names("quarantine").is_empty(),
             "moved while being written\n{run}"
         );
-        runs_while_writing += 1;
-        std::thread::sleep(Duration::from_millis(150));
         assert!(started.elapsed() < Duration::from_secs(60), "writer hangs");
     }
     assert!(writer.wait().unwrap().success());
-    assert!(
-        runs_while_writing >= 3,
-        "only {runs_while_writing} runs while the writer ran: the test proves nothing"
-    );
     let run = collect_ok(&sb);
     let staged = fs::read(sb.path("staging").join(&name))
         .unwrap_or_else(|e| panic!("not staged after the marker arrived ({e})\n{run}"));

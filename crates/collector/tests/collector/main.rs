@@ -15,6 +15,7 @@ mod crash;
 mod cross_fs;
 mod hostile;
 mod last;
+mod markers;
 mod prune;
 mod quarantine;
 mod support;

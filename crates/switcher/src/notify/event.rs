@@ -131,6 +131,14 @@ pub struct Event {
     /// Who did it: `automatic` or `hand` (rollbacks, control verbs).
     #[serde(default)]
     pub by: Option<String>,
+    /// By hand: the user who ran the command (`SUDO_USER`, else `USER`).
+    /// Untrusted text.
+    #[serde(default)]
+    pub who: Option<String>,
+    /// `frozen`, `pinned`: when the hold lapses by itself (null: when it is
+    /// lifted by hand).
+    #[serde(default, with = "deploy_root::time::serde_rfc3339::option")]
+    pub until: Option<DateTime<Utc>>,
 }
 
 impl Event {
@@ -152,6 +160,8 @@ impl Event {
             exit_code: None,
             tail: Vec::new(),
             by: None,
+            who: None,
+            until: None,
         }
     }
 
@@ -188,6 +198,19 @@ impl Event {
         self
     }
 
+    /// By hand, by this user: `by` is `hand`, `who` the user.
+    pub fn who(mut self, who: &str) -> Event {
+        self.by = Some("hand".to_string());
+        self.who = Some(who.to_string());
+        self
+    }
+
+    /// When the hold lapses by itself.
+    pub fn until(mut self, until: Option<DateTime<Utc>>) -> Event {
+        self.until = until;
+        self
+    }
+
     /// One line in words, for chat messages and logs.
     pub fn summary(&self) -> String {
         let what = match (&self.artifact, &self.version) {
@@ -220,13 +243,20 @@ impl Event {
             Kind::Down => format!("{on} is DOWN"),
             Kind::Unhealthy => format!("{on} is UP but unhealthy"),
             Kind::Recovered => format!("{on} recovered: UP and healthy"),
-            Kind::Frozen => format!("deploys frozen for {on}"),
-            Kind::Unfrozen => format!("deploys unfrozen for {on}"),
+            Kind::Frozen => format!("automatic deploys frozen for {on}"),
+            Kind::Unfrozen => format!("automatic deploys unfrozen for {on}"),
+            Kind::Pinned if what.is_empty() => format!("{on} pinned on what runs"),
             Kind::Pinned => format!("{on} pinned to {what}"),
             Kind::Unpinned => format!("{on} unpinned"),
             Kind::UploadStale => format!("upload {what} is stale: still no marker"),
             Kind::Quarantined => format!("{what} was quarantined"),
         };
+        if let Some(who) = &self.who {
+            line.push_str(&format!(" by {who}"));
+        }
+        if let Some(u) = self.until {
+            line.push_str(&format!(" until {}", deploy_root::time::human(u)));
+        }
         if let Some(r) = &self.reason {
             line.push_str(": ");
             line.push_str(r);

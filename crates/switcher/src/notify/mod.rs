@@ -16,9 +16,10 @@
 //! - [`event`]: the event and its kinds; [`outbox`]: the files.
 //! - [`send`]: HTTP and commands; [`slack`]: `{"text": ...}`.
 //!
-//! For the control verbs (freeze, pin...): `notify::emit(layout,
-//! Event::new(Kind::Frozen).components([..]).by("hand"))`; the next
-//! [`flush`] (the end of this run, or the next pass) sends it.
+//! The control verbs (`crate::control`: freeze, unfreeze, pin, unpin, and
+//! `switcher deploy`'s pin) [`emit`] after their state write, under the
+//! lock, then [`flush`]; a hold that lapses by itself is emitted by the
+//! pass that drops it.
 
 pub mod event;
 pub mod outbox;
@@ -58,11 +59,20 @@ pub fn emit(layout: &Layout, event: Event) {
     }
 }
 
-/// The events of a pass's (or `switcher rollback`'s) outcome, from its
-/// history entry and the state that records it; call before the state
-/// is saved.
-pub fn emit_history(layout: &Layout, st: &SwitcherState, entry: &HistoryEntry) {
-    for event in events_of(st, entry) {
+/// The events of a pass's, `switcher deploy`'s or `switcher rollback`'s
+/// outcome, from its history entry and the state that records it; call
+/// before the state is saved. `who`: the user of a command run by hand
+/// (`switcher deploy`, `switcher rollback`), `None` for a pass.
+pub fn emit_history(layout: &Layout, st: &SwitcherState, entry: &HistoryEntry, who: Option<&str>) {
+    for mut event in events_of(st, entry) {
+        if let Some(who) = who {
+            event.who = Some(who.to_string());
+            // What the command did is by hand; a rollback after a failed
+            // deploy by hand is still automatic.
+            if event.by.is_none() {
+                event.by = Some("hand".into());
+            }
+        }
         emit(layout, event);
     }
 }

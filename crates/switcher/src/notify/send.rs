@@ -263,6 +263,14 @@ pub fn env_of(event: &Event) -> Vec<(String, String)> {
             event.exit_code.map(|c| c.to_string()).unwrap_or_default(),
         ),
         ("BY", opt(&event.by)),
+        ("WHO", opt(&event.who)),
+        (
+            "UNTIL",
+            event
+                .until
+                .map(deploy_root::time::rfc3339)
+                .unwrap_or_default(),
+        ),
         ("TAIL", event.tail.join("\n")),
         ("TEXT", event.summary()),
     ]

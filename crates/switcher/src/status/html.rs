@@ -1,31 +1,46 @@
 //! The status page: one self-contained HTML file (no CDN, no external font
 //! or script), readable on a phone, complete without JavaScript.
 //!
+//! At the top, a summary table (one row per component: Running, Last,
+//! Status, Sync, one badge each) answers "is everything fine, and what
+//! runs?"; then the problems, the timeline of the last days (inline SVG,
+//! see [`super::svg`]), and the details per component.
+//!
 //! Every untrusted text goes through [`esc`]; the Content-Security-Policy
 //! (see [`super::csp`]) lets only this file's own script and style run. The
-//! one script adds the viewer's local time next to every `data-utc` time;
-//! without it the page shows UTC and the age, which is enough.
+//! one script puts the viewer's local time in each `data-utc` time's title
+//! (on hover), and beside the times shown in full only where the viewer's
+//! zone differs from UTC at that time; without it the page shows UTC and
+//! the age, which is enough.
 
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
-use deploy_root::state::{Failure, LastArtifact, RunningRelease};
+use deploy_root::state::{Failure, HandRollback, LastArtifact, RunningRelease};
 use deploy_root::time::{age, human, rfc3339};
 
 use super::csp;
 use super::escape::html as esc;
 use super::model::{ComponentStatus, StatusDoc, SyncState, UpDown};
+use super::svg;
 
 /// How often the page reloads itself, in seconds.
 pub const REFRESH_SECS: u32 = 30;
 
-/// The inline script: local time beside each UTC time. Its SHA-256 is in
-/// the CSP, so any change here is picked up by itself.
-const SCRIPT: &str = "(function(){var n=document.querySelectorAll('[data-utc]');\
+/// The inline script: the viewer's local time in each UTC time's title
+/// (hover), and beside the full times (`.when`) where that zone differs
+/// from UTC; a word on the zone under the title; the stale-page warning.
+/// Its SHA-256 is in the CSP, so any change here is picked up by itself.
+const SCRIPT: &str = "(function(){var n=document.querySelectorAll('[data-utc]'),off=0;\
 for(var i=0;i<n.length;i++){var e=n[i],d=new Date(e.getAttribute('data-utc'));\
-if(isNaN(d.getTime()))continue;var s=document.createElement('span');s.className='local';\
-s.textContent=' \\u00b7 your time: '+d.toLocaleString(undefined,{timeZoneName:'short'});\
+if(isNaN(d.getTime()))continue;var l=d.toLocaleString(undefined,{timeZoneName:'short'});\
+e.title=(e.title?e.title+' \\u00b7 ':'')+'your time: '+l;\
+if(d.getTimezoneOffset()===0||!e.classList.contains('when'))continue;off++;\
+var s=document.createElement('span');s.className='local';s.textContent=' \\u00b7 your time: '+l;\
 e.parentNode.insertBefore(s,e.nextSibling);}\
+var z=document.getElementById('zone');if(z){z.className='local';\
+z.textContent=new Date().getTimezoneOffset()===0?' Your zone is UTC too.':\
+' Your own time follows in grey; hover over any time for it.';}\
 var g=document.getElementById('generated');if(!g)return;\
 var age=Date.now()-new Date(g.getAttribute('data-generated')).getTime();\
 if(age>1000*Number(g.getAttribute('data-stale-after'))){var p=document.createElement('p');\
@@ -36,7 +51,7 @@ g.parentNode.insertBefore(p,g.nextSibling);}})();";
 
 /// The inline style. A colour for each state, and always the words too.
 const STYLE: &str = "\
-:root{color-scheme:light dark;--ok:#1a7f37;--bad:#c62828;--warn:#b26a00;--info:#0b5cad;--mute:#666}\
+:root{color-scheme:light dark;--ok:#1a7f37;--bad:#c62828;--warn:#b26a00;--info:#0b5cad;--hand:#5a4fa3;--mute:#666}\
 *{box-sizing:border-box}\
 body{font:16px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;padding:.8rem;max-width:64rem}\
 h1{font-size:1.5rem;margin:.2rem 0}h2{font-size:1.2rem;margin:.2rem 0 .5rem}\
@@ -45,16 +60,31 @@ h1{font-size:1.5rem;margin:.2rem 0}h2{font-size:1.2rem;margin:.2rem 0 .5rem}\
 dl{display:grid;grid-template-columns:7rem 1fr;gap:.3rem .8rem;margin:0}\
 dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}\
 .badge{display:inline-block;padding:0 .45rem;border-radius:.3rem;color:#fff;font-weight:600;font-size:.9em}\
-.ok{background:var(--ok)}.bad{background:var(--bad)}.warn{background:var(--warn)}.info{background:var(--info)}.mute{background:var(--mute)}\
+.ok{background:var(--ok)}.bad{background:var(--bad)}.warn{background:var(--warn)}.info{background:var(--info)}.hand{background:var(--hand)}.mute{background:var(--mute)}\
 .problems{border-left:.35rem solid var(--bad);padding:.4rem .8rem;margin:0 0 1rem}\
 .allgood{border-left:.35rem solid var(--ok);padding:.4rem .8rem;margin:0 0 1rem}\
-.problems li{margin:.2rem 0;overflow-wrap:anywhere}.rule{font-family:ui-monospace,monospace;font-size:.85em;color:var(--mute)}\
+.notes{border-left:.35rem solid var(--hand);padding:.4rem .8rem;margin:0 0 1rem}\
+.problems li,.notes li{margin:.2rem 0;overflow-wrap:anywhere}.rule{font-family:ui-monospace,monospace;font-size:.85em;color:var(--mute)}\
 .age,.local{color:var(--mute)}.stale{border-left:.35rem solid var(--bad);padding:.4rem .8rem;font-weight:600}\
 pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#8882;padding:.4rem;border-radius:.3rem;font-size:.85em}\
 .scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:.9em}\
-th,td{text-align:left;padding:.25rem .4rem;border-bottom:1px solid #8884;vertical-align:top}\
+th,td{text-align:left;padding:.25rem .4rem;border-bottom:1px solid #8884;vertical-align:top;overflow-wrap:anywhere}\
+.summary{font-size:.95em;margin:0 0 1rem}.summary td,.summary th{padding:.35rem .4rem}.summary a{color:inherit}\
+.summary .sub{display:block;font-size:.85em;color:var(--mute)}\
+.summary td,.summary th{overflow-wrap:normal}.summary th{white-space:nowrap}.summary .branch{overflow-wrap:anywhere}\
 code{overflow-wrap:anywhere}\
-@media (max-width:36rem){dl{grid-template-columns:1fr}dt{margin-top:.4rem}body{padding:.5rem}}";
+svg.tl{display:block;margin:.3rem 0 .4rem;font:11px system-ui,sans-serif;fill:currentColor;overflow:hidden}\
+.tl-tick{fill:var(--mute)}.tl-grid{stroke:#8884;stroke-width:1}.tl-name{font-weight:600;font-size:12px}\
+.tl-track{fill:#8881}.tl-seg{stroke:#fff;stroke-width:1}.tl-run0 .tl-seg{fill:#0b5cad55}.tl-run1 .tl-seg{fill:#1a7f3755}\
+.tl-ver{font-size:11px}.tl-hatch-bg{fill:#c6282840}.tl-hatch-line{stroke:#c62828;stroke-width:3}\
+.tl-maybe{opacity:.6}\
+.tl-mark path,.tl-mark circle,.tl-mark rect{stroke-width:2.5}\
+.tl-deploy path{stroke:var(--ok)}.tl-deploy circle{fill:var(--ok);stroke:#fff;stroke-width:1.5}\
+.tl-failed path{stroke:var(--bad);stroke-width:3.5}.tl-wentback path{stroke:var(--bad);stroke-width:2;opacity:.7}\
+.tl-rollback path{fill:var(--hand);stroke:#fff;stroke-width:1.5}.tl-recover rect{fill:var(--warn);stroke:#fff;stroke-width:1.5}\
+.legend{font-size:.85em;color:var(--mute);margin:0}.legend>span{display:inline-block;margin-right:.8em}\
+.lg-deploy{color:var(--ok)}.lg-failed{color:var(--bad)}.lg-rollback{color:var(--hand)}.lg-recover{color:var(--warn)}.lg-down{color:var(--bad)}\
+@media (max-width:36rem){dl{grid-template-columns:1fr}dt{margin-top:.4rem}body{padding:.5rem}.summary{font-size:.85em}}";
 
 /// The whole page. `stale_after` is how old the page may be before, where
 /// JavaScript runs, it warns that it has not been renewed (its writer, the
@@ -77,7 +107,7 @@ pub fn render(doc: &StatusDoc, stale_after: std::time::Duration) -> String {
          <meta http-equiv=\"refresh\" content=\"{REFRESH_SECS}\">\n\
          <meta name=\"robots\" content=\"noindex\">\n\
          <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
-         <h1>Deploy status</h1>\n<p class=\"gen\" id=\"generated\" data-generated=\"{stamp}\" data-stale-after=\"{stale}\">Generated <span class=\"when\" data-utc=\"{stamp}\"><time datetime=\"{stamp}\">{gen}</time></span>. This page reloads itself every {REFRESH_SECS} s. Times are UTC; ages are as of the generation.</p>\n",
+         <h1>Deploy status</h1>\n<p class=\"gen\" id=\"generated\" data-generated=\"{stamp}\" data-stale-after=\"{stale}\">Generated <span class=\"when\" data-utc=\"{stamp}\"><time datetime=\"{stamp}\">{gen}</time></span>. This page reloads itself every {REFRESH_SECS} s. Times are UTC; ages are as of the generation.<span id=\"zone\"></span></p>\n",
         csp = esc(&csp::policy(SCRIPT, STYLE)),
         title = esc(&title),
         gen = human(now),
@@ -85,6 +115,7 @@ pub fn render(doc: &StatusDoc, stale_after: std::time::Duration) -> String {
         stale = stale_after.as_secs(),
     );
 
+    summary(&mut h, doc, now);
     if problems.is_empty() {
         h.push_str("<div class=\"allgood\"><strong>All good:</strong> every rule passes.</div>\n");
     } else {
@@ -107,9 +138,12 @@ pub fn render(doc: &StatusDoc, stale_after: std::time::Duration) -> String {
         h.push_str("</ul></div>\n");
     }
 
+    notes(&mut h, doc, now);
+    timeline(&mut h, doc);
     for (name, c) in &doc.components {
         component(&mut h, name, c, now);
     }
+    h.push_str(&super::control::html(doc));
     runs(&mut h, doc, now);
     waiting(&mut h, doc, now);
     quarantine(&mut h, doc, now);
@@ -123,6 +157,17 @@ fn time(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let stored = rfc3339(t);
     format!(
         "<span class=\"when\" data-utc=\"{stored}\"><time datetime=\"{stored}\">{}</time> <span class=\"age\">({})</span></span>",
+        human(t),
+        age(t, now)
+    )
+}
+
+/// An age only ("3 h ago"), with the full UTC time (and, with JS, the
+/// viewer's) on hover.
+fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    format!(
+        "<span class=\"ago\" data-utc=\"{}\" title=\"{}\">{}</span>",
+        rfc3339(t),
         human(t),
         age(t, now)
     )
@@ -185,7 +230,9 @@ fn sync_badge(state: SyncState, late: bool) -> String {
         SyncState::Switching => "info",
         SyncState::OutOfSync if late => "bad",
         SyncState::OutOfSync => "warn",
+        SyncState::Held => "info",
         SyncState::Failed => "bad",
+        SyncState::RolledBack => "hand",
         SyncState::Unknown => "mute",
     };
     badge(class, state.words())
@@ -246,16 +293,37 @@ fn component(h: &mut String, name: &str, c: &ComponentStatus, now: DateTime<Utc>
         let _ = write!(sync, "<br>{}", esc(reason));
     }
     let _ = writeln!(h, "<dt>Sync</dt><dd>{sync}</dd>");
-    if let Some(f) = &c.last_failure {
-        let _ = writeln!(h, "<dt>Failure</dt><dd>{}</dd>", failure(f, now));
+    if let Some(r) = &c.rolled_back {
+        let _ = writeln!(h, "<dt>Rollback</dt><dd>{}</dd>", rollback_words(r, c, now));
+    }
+    for f in &c.failures {
+        let _ = writeln!(
+            h,
+            // No artifact text in attributes: the step is the switcher's word.
+            "<dt>Failure</dt><dd data-failure=\"{}\">{}</dd>",
+            esc(&f.step),
+            failure(name, f, now)
+        );
     }
     h.push_str("</dl>\n</section>\n");
 }
 
-fn failure(f: &Failure, now: DateTime<Utc>) -> String {
+fn failure(name: &str, f: &Failure, now: DateTime<Utc>) -> String {
+    let others: Vec<String> = f
+        .running_instead
+        .keys()
+        .filter(|c| *c != name)
+        .map(|c| format!("the {}", esc(c)))
+        .collect();
+    let with = if others.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} went back with it)", others.join(", "))
+    };
     let mut out = format!(
-        "<code>{}</code> failed at step <strong>{}</strong>{} {}: {}",
+        "<code>{}</code>: the {} failed at step <strong>{}</strong>{} {}{with}: {}",
         esc(&f.artifact),
+        esc(name),
         esc(&f.step),
         f.exit_code
             .map(|c| format!(" (exit code {c})"))
@@ -285,6 +353,156 @@ fn failure(f: &Failure, now: DateTime<Utc>) -> String {
         out.push_str("</pre>");
     }
     out
+}
+
+/// The summary: one row per component, one badge each for Status and
+/// Sync, like `switcher status` prints.
+fn summary(h: &mut String, doc: &StatusDoc, now: DateTime<Utc>) {
+    h.push_str("<div class=\"scroll\"><table class=\"summary\" id=\"summary\">\n<tr><th>Component</th><th>Running</th><th>Last</th><th>Status</th><th>Sync</th></tr>\n");
+    for (name, c) in &doc.components {
+        let late = c.problems.iter().any(|p| p.rule == "out-of-sync");
+        let running = c.running.as_ref().map_or_else(
+            || "<span class=\"sub\">nothing yet</span>".to_string(),
+            |r| {
+                format!(
+                    "<strong>{}</strong> <bdi class=\"branch\">{}</bdi><span class=\"sub\">since {}</span>",
+                    esc(&r.info.version),
+                    esc(&r.info.branch),
+                    ago(r.since, now)
+                )
+            },
+        );
+        let last = c.last.as_ref().map_or_else(
+            || "<span class=\"sub\">none yet</span>".to_string(),
+            |l| {
+                let same = c
+                    .running
+                    .as_ref()
+                    .is_some_and(|r| r.info.artifact == l.info.artifact);
+                if same {
+                    format!(
+                        "<span class=\"sub\">the same, collected {}</span>",
+                        ago(l.collected_at, now)
+                    )
+                } else {
+                    format!(
+                        "<strong>{}</strong> <bdi class=\"branch\">{}</bdi><span class=\"sub\">collected {}</span>",
+                        esc(&l.info.version),
+                        esc(&l.info.branch),
+                        ago(l.collected_at, now)
+                    )
+                }
+            },
+        );
+        let mut sync = sync_badge(c.sync.state, late);
+        if let (Some(m), false) = (c.sync.minutes, c.sync.state == SyncState::InSync) {
+            let _ = write!(sync, "<span class=\"sub\">for {m} min</span>");
+        }
+        let _ = writeln!(
+            h,
+            "<tr data-component=\"{n}\" data-status=\"{st}\" data-sync=\"{sy}\"><th scope=\"row\"><a href=\"#component-{n}\">{n}</a></th><td>{running}</td><td>{last}</td><td>{sb}</td><td>{sync}</td></tr>",
+            n = esc(name),
+            st = c.status.word(),
+            sy = c.sync.state.word(),
+            sb = status_badge(c),
+        );
+    }
+    h.push_str("</table></div>\n");
+}
+
+/// Hand rollbacks: operator actions, said in their own words, neutral
+/// (not problems). One line per rollback, naming its components.
+fn notes(h: &mut String, doc: &StatusDoc, now: DateTime<Utc>) {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut lines = Vec::new();
+    for (name, c) in &doc.components {
+        let Some(r) = &c.rolled_back else { continue };
+        if seen.contains(&r.artifact.as_str()) {
+            continue;
+        }
+        seen.push(&r.artifact);
+        let _ = name;
+        lines.push(format!(
+            "<li data-rollback=\"{}\">{}</li>",
+            esc(&r.components.join(" ")),
+            rollback_words(r, c, now)
+        ));
+    }
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<div class=\"notes\" id=\"notes\"><strong>Rolled back by hand:</strong><ul>{}</ul></div>",
+        lines.join("")
+    );
+}
+
+/// "alice rolled the backend and the frontend back by hand from 3
+/// (artifact) at TIME; full_..._2 runs again. It is not deployed again by
+/// itself: deploy it by hand, or deliver a newer build."
+fn rollback_words(r: &HandRollback, c: &ComponentStatus, now: DateTime<Utc>) -> String {
+    let who = r.by.as_deref().map_or_else(
+        || "Someone (who was not recorded)".to_string(),
+        |b| format!("<strong>{}</strong>", esc(b)),
+    );
+    let what: Vec<String> = r
+        .components
+        .iter()
+        .map(|x| format!("the {}", esc(x)))
+        .collect();
+    let version = c
+        .last
+        .as_ref()
+        .filter(|l| l.info.artifact == r.artifact)
+        .map(|l| format!("{} ", esc(&l.info.version)))
+        .unwrap_or_default();
+    let to: Vec<String> =
+        r.to.iter()
+            .map(|(comp, rel)| format!("{}: <code>{}</code>", esc(comp), esc(rel)))
+            .collect();
+    format!(
+        "{} {} rolled {} back by hand from {version}<code>{}</code> {} with <code>switcher rollback</code>; running again: {}. It is not deployed again by itself: deploy it by hand, or deliver a newer build.",
+        badge("hand", "rollback by hand"),
+        who,
+        if what.is_empty() { "it".to_string() } else { what.join(" and ") },
+        esc(&r.artifact),
+        time(r.at, now),
+        if to.is_empty() { "the previous release".to_string() } else { to.join(", ") }
+    )
+}
+
+/// The timeline of the last days, with its legend.
+fn timeline(h: &mut String, doc: &StatusDoc) {
+    let drawn = svg::render(&doc.timeline);
+    if drawn.is_empty() {
+        return;
+    }
+    let span = match (doc.timeline.from, doc.timeline.to) {
+        (Some(f), Some(t)) => {
+            let hours = (t - f).num_hours();
+            if hours >= 48 {
+                format!("the last {} days", (hours + 12) / 24)
+            } else if hours <= 1 {
+                "the last hour".to_string()
+            } else {
+                format!("the last {} hours", hours.max(1))
+            }
+        }
+        _ => "recently".to_string(),
+    };
+    let _ = writeln!(
+        h,
+        "<section class=\"card\" id=\"timeline\"><h2>Timeline: {span}</h2>{drawn}\
+         <p class=\"legend\"><span><span class=\"lg-deploy\">&#x25CF;</span> deployed</span>\
+         <span><span class=\"lg-failed\">&#x2715;</span> failed here</span>\
+         <span><span class=\"lg-failed\">&#x00D7;</span> went back with another component</span>\
+         <span><span class=\"lg-rollback\">&#x25C6;</span> rolled back by hand</span>\
+         <span><span class=\"lg-recover\">&#x25A0;</span> recovered a cut-short pass</span>\
+         <span><span class=\"lg-down\">&#x2592;</span> DOWN</span> (times UTC; hover for details). \
+         DOWN is shaded as far as it is known: from the first check that found it DOWN (each pass checks), \
+         and, paler, after a rollback or recovery that failed; DOWN stretches that have ended are not recorded.</p></section>"
+    );
 }
 
 fn runs(h: &mut String, doc: &StatusDoc, now: DateTime<Utc>) {
@@ -368,10 +586,11 @@ fn history(h: &mut String, doc: &StatusDoc, now: DateTime<Utc>) {
     }
     h.push_str("<div class=\"scroll\"><table>\n<tr><th>When</th><th>Action</th><th>Artifact</th><th>Outcome</th><th>Took</th></tr>\n");
     for e in &doc.history {
-        let class = if e.outcome == "deployed" || e.outcome == "recovered" {
-            "ok"
-        } else {
-            "bad"
+        let class = match (e.action.as_str(), e.outcome.as_str()) {
+            (_, "deployed" | "recovered" | "done") => "ok",
+            // A hand rollback is an operator's action, not a failure.
+            ("rollback", "rolled-back") => "hand",
+            _ => "bad",
         };
         let steps: Vec<String> = e
             .steps

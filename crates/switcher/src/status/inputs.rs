@@ -18,14 +18,16 @@ use deploy_root::{Config, Layout};
 use super::model::Quarantined;
 use crate::probe::{self, Health};
 
-/// How many history lines the page shows.
+/// How many history lines the page lists.
 pub const HISTORY_LINES: usize = 20;
+/// How many history lines are read for the timeline (within the tail).
+pub const TIMELINE_LINES: usize = 2000;
 /// How long the listen check may wait: a local port answers at once.
 const LISTEN_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long a health request may take before it counts as no answer.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
-/// How much of the end of history.jsonl is read: far more than 20 lines,
-/// and bounded however long the file grows.
+/// How much of the end of history.jsonl is read: days of passes that did
+/// something, and bounded however long the file grows.
 const HISTORY_TAIL_BYTES: u64 = 256 * 1024;
 
 /// One component's probe, made at refresh time.
@@ -49,7 +51,8 @@ pub struct Inputs {
     pub switcher: Result<SwitcherState, String>,
     /// The journal's modification time when a pass is under way.
     pub journal_since: Option<DateTime<Utc>>,
-    /// The last [`HISTORY_LINES`] history entries, newest first.
+    /// The last [`TIMELINE_LINES`] history entries (in the tail read),
+    /// newest first; the page lists the first [`HISTORY_LINES`].
     pub history: Vec<HistoryEntry>,
     /// Lines of the history that do not parse, in words.
     pub history_errors: Vec<String>,
@@ -59,6 +62,8 @@ pub struct Inputs {
     pub quarantine_error: Option<String>,
     /// The probes, per component.
     pub probes: BTreeMap<String, Probe>,
+    /// state/control.json (the holds set by hand), or why it cannot be read.
+    pub control: Result<deploy_root::control::ControlState, String>,
 }
 
 impl Inputs {
@@ -82,6 +87,7 @@ impl Inputs {
             quarantined,
             quarantine_error,
             probes: probe_all(config),
+            control: deploy_root::control::load(layout).map_err(|e| format!("{e:#}")),
         }
     }
 }
@@ -112,8 +118,8 @@ fn probe_all(config: &Config) -> BTreeMap<String, Probe> {
         .collect()
 }
 
-/// The last [`HISTORY_LINES`] entries of history.jsonl, newest first, and
-/// the lines that do not parse.
+/// The last [`TIMELINE_LINES`] entries of history.jsonl, newest first,
+/// and the lines that do not parse.
 fn read_history(path: &Path) -> (Vec<HistoryEntry>, Vec<String>) {
     let text = match tail(path, HISTORY_TAIL_BYTES) {
         Ok(Some(text)) => text,
@@ -123,7 +129,7 @@ fn read_history(path: &Path) -> (Vec<HistoryEntry>, Vec<String>) {
     let mut entries = Vec::new();
     let mut errors = Vec::new();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let start = lines.len().saturating_sub(HISTORY_LINES);
+    let start = lines.len().saturating_sub(TIMELINE_LINES);
     for line in lines.iter().skip(start).rev() {
         match serde_json::from_str::<HistoryEntry>(line) {
             Ok(e) => entries.push(e),
@@ -284,19 +290,21 @@ mod tests {
     fn history_keeps_the_last_lines_newest_first() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("history.jsonl");
-        let lines: String = (0..30)
+        let n = TIMELINE_LINES + 10;
+        let lines: String = (0..n)
             .map(|i| {
                 format!(
-                    "{{\"at\":\"2026-11-26T23:{i:02}:00Z\",\"action\":\"deploy\",\"outcome\":\"deployed\",\"total_ms\":{i}}}\n"
+                    "{{\"at\":\"2026-11-26T23:{:02}:00Z\",\"action\":\"deploy\",\"outcome\":\"deployed\",\"total_ms\":{i}}}\n",
+                    i % 60
                 )
             })
             .collect();
         fs::write(&path, lines)?;
         let (entries, errors) = read_history(&path);
         assert!(errors.is_empty());
-        assert_eq!(entries.len(), HISTORY_LINES);
-        assert_eq!(entries[0].total_ms, 29);
-        assert_eq!(entries[HISTORY_LINES - 1].total_ms, 10);
+        assert_eq!(entries.len(), TIMELINE_LINES);
+        assert_eq!(entries[0].total_ms, n as u64 - 1);
+        assert_eq!(entries[TIMELINE_LINES - 1].total_ms, 10);
         Ok(())
     }
 }

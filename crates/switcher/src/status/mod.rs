@@ -16,7 +16,9 @@
 //! - [`rules`]: the seed's rules applied: the [`model::StatusDoc`].
 //! - [`model`]: the document; [`html`], [`text`], [`prom`]: its forms.
 //! - [`escape`], [`csp`]: untrusted text made inert, and the page's CSP.
+//! - [`control`]: the holds set by hand (pins, freeze, follow).
 
+pub mod control;
 pub mod csp;
 pub mod escape;
 pub mod html;
@@ -24,10 +26,14 @@ pub mod inputs;
 pub mod model;
 pub mod prom;
 pub mod rules;
+pub mod svg;
 pub mod text;
+pub mod timeline;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_glance;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -55,16 +61,55 @@ pub fn render_text(config: &Config, layout: &Layout) -> anyhow::Result<String> {
     Ok(text::render(&gather(config, layout, Utc::now())))
 }
 
-/// The status as the documented JSON (schema 1), for `switcher status --json`.
+/// The status as the documented JSON (schema 2), for `switcher status --json`.
 pub fn render_json(config: &Config, layout: &Layout) -> anyhow::Result<String> {
     json(&gather(config, layout, Utc::now()))
 }
 
 /// Reads everything and applies the rules as of `now` (the probes run now).
 pub fn gather(config: &Config, layout: &Layout, now: DateTime<Utc>) -> StatusDoc {
-    let mut doc = rules::document(config, &Inputs::read(config, layout), now);
+    let down_before = previous_down(&layout.state.join(JSON_FILE));
+    let inputs = Inputs::read(config, layout);
+    // The branches `switcher follow` set, as a pass sees them.
+    let config = &control::followed(config, &inputs.control, now);
+    let mut doc = rules::document_with(config, &inputs, &down_before, now);
     crate::notify::annotate(&mut doc, layout);
     doc
+}
+
+/// Since when each component the previous deploy-status.json found DOWN
+/// has been DOWN: its `down_since`, else its `checked_at`. No state file
+/// records the listen check, so the page carries its own DOWN stretch
+/// forward (a lost or unreadable page restarts it at the next check).
+pub fn previous_down(path: &std::path::Path) -> std::collections::BTreeMap<String, DateTime<Utc>> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Default::default();
+    };
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Default::default();
+    };
+    let time = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    doc.get("components")
+        .and_then(serde_json::Value::as_object)
+        .map(|cs| {
+            cs.iter()
+                .filter(|(_, c)| {
+                    c.get("status").and_then(serde_json::Value::as_str) == Some("DOWN")
+                })
+                .filter_map(|(name, c)| {
+                    let since = c
+                        .get("down_since")
+                        .and_then(time)
+                        .or_else(|| c.get("checked_at").and_then(time))?;
+                    Some((name.clone(), since))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The JSON text of `doc`: pretty, newline-ended.

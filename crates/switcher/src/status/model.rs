@@ -4,7 +4,7 @@
 //!
 //! ```json
 //! {
-//!   "schema": 1,
+//!   "schema": 2,
 //!   "generated_at": "2026-11-26T23:50:12Z",
 //!   "components": {
 //!     "backend": {
@@ -15,13 +15,14 @@
 //!       "running": {"artifact": "...", "kind": "full", "version": "1.4.2",
 //!                   "branch": "master", "build_time": "...",
 //!                   "release": "...", "since": "..."} | null,
-//!       "status": "UP" | "DOWN",
+//!       "status": "UP" | "DOWN", "down_since": "..." | null,
 //!       "checked_at": "...",
 //!       "health_url": "http://..." | null,
 //!       "health": "healthy" | "unhealthy: ..." | null,
-//!       "sync": {"state": "in-sync" | "switching" | "out-of-sync" | "failed" | "unknown",
+//!       "sync": {"state": "in-sync" | "switching" | "out-of-sync" | "held" | "failed" | "rolled-back" | "unknown",
 //!                "since": "..." | null, "minutes": 12 | null, "reason": "..." | null},
 //!       "last_failure": {Failure} | null,
+//!       "failures": [Failure], "rolled_back": {HandRollback} | null,
 //!       "problems": [{"rule": "down", "message": "..."}]
 //!     }
 //!   },
@@ -29,6 +30,8 @@
 //!   "switcher": {"last_run": ..., "last_pass_ms": ..., "failures_total": 0, "state_error": ...},
 //!   "waiting": [WaitingUpload], "quarantined": [{"name", "reason", "modified"}],
 //!   "history": [HistoryEntry, newest first],
+//!   "timeline": {"from", "to", "lanes": {"<component>": {runs, events, down}}, "notes"},
+//!   "control": {"pins": {"backend": Pin}, "freeze": Hold | null, "follow": Follow | null, "state_error": ...},
 //!   "problems": [{"rule", "message"}]
 //! }
 //! ```
@@ -36,12 +39,19 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use deploy_root::state::{Failure, HistoryEntry, LastArtifact, RunningRelease, WaitingUpload};
+use deploy_root::state::{
+    Failure, HandRollback, HistoryEntry, LastArtifact, RunningRelease, WaitingUpload,
+};
 use deploy_root::time::serde_rfc3339;
 use serde::Serialize;
 
+use super::timeline::Timeline;
+
 /// The version of this document's shape; bumped on any incompatible change.
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
+
+/// How many failures a component lists.
+pub const FAILURES_LISTED: usize = 5;
 
 /// The whole status, at one instant.
 #[derive(Clone, Debug, Serialize)]
@@ -63,6 +73,11 @@ pub struct StatusDoc {
     pub quarantined: Vec<Quarantined>,
     /// The last switcher passes (state/history.jsonl), newest first.
     pub history: Vec<HistoryEntry>,
+    /// The last days, per component: what ran when, deploys, failures,
+    /// rollbacks, DOWN as far as it is known (see [`super::timeline`]).
+    pub timeline: Timeline,
+    /// The holds set by hand (state/control.json) in force now.
+    pub control: super::control::ControlView,
     /// Problems that concern no single component.
     pub problems: Vec<Problem>,
 }
@@ -78,6 +93,11 @@ pub struct ComponentStatus {
     pub running: Option<RunningRelease>,
     /// Whether it listens on its port.
     pub status: UpDown,
+    /// While DOWN: since the first check that found it DOWN, as far as the
+    /// previous deploy-status.json tells (at most one pass late); null
+    /// when UP.
+    #[serde(with = "serde_rfc3339::option")]
+    pub down_since: Option<DateTime<Utc>>,
     /// When `status` (and `health`) were checked.
     #[serde(with = "serde_rfc3339")]
     pub checked_at: DateTime<Utc>,
@@ -91,6 +111,13 @@ pub struct ComponentStatus {
     /// The failure that matters now: the Last artifact's when it failed,
     /// else the component's latest.
     pub last_failure: Option<Failure>,
+    /// The failed deploys this component's own step failed (each failure
+    /// is listed once, under the component that failed), since it last
+    /// started a release: newest first, at most [`FAILURES_LISTED`].
+    pub failures: Vec<Failure>,
+    /// When Last was rolled back by hand (`sync.state` is `rolled-back`):
+    /// who, when, and what runs again.
+    pub rolled_back: Option<HandRollback>,
     /// The rules that fire for it.
     pub problems: Vec<Problem>,
 }
@@ -141,8 +168,14 @@ pub enum SyncState {
     Switching,
     /// Last is not running yet.
     OutOfSync,
+    /// Last is not running because the component is pinned or the VM
+    /// frozen by hand (not a problem: someone asked for it).
+    Held,
     /// Last was tried and failed; something older runs instead.
     Failed,
+    /// Last ran and was rolled back by hand (`switcher rollback`): an
+    /// operator's decision, not a failure.
+    RolledBack,
     /// A state file cannot be read, so Last or Running is not known.
     Unknown,
 }
@@ -154,7 +187,9 @@ impl SyncState {
             SyncState::InSync => "in-sync",
             SyncState::Switching => "switching",
             SyncState::OutOfSync => "out-of-sync",
+            SyncState::Held => "held",
             SyncState::Failed => "failed",
+            SyncState::RolledBack => "rolled-back",
             SyncState::Unknown => "unknown",
         }
     }
@@ -165,7 +200,9 @@ impl SyncState {
             SyncState::InSync => "in sync",
             SyncState::Switching => "switching now",
             SyncState::OutOfSync => "out of sync",
+            SyncState::Held => "held",
             SyncState::Failed => "failed",
+            SyncState::RolledBack => "rolled back by hand",
             SyncState::Unknown => "unknown",
         }
     }

@@ -13,14 +13,17 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use deploy_root::state::{CollectorState, Failure, LastArtifact, SwitcherState};
+use deploy_root::state::{CollectorState, Failure, HandRollback, LastArtifact, SwitcherState};
 use deploy_root::time::{age, human};
 use deploy_root::Config;
 
+use super::inputs::HISTORY_LINES;
 use super::inputs::{Inputs, Probe};
 use super::model::{
-    CollectorRun, ComponentStatus, Problem, StatusDoc, SwitcherRun, Sync, SyncState, UpDown, SCHEMA,
+    CollectorRun, ComponentStatus, Problem, StatusDoc, SwitcherRun, Sync, SyncState, UpDown,
+    FAILURES_LISTED, SCHEMA,
 };
+use super::timeline;
 use crate::probe::Health;
 
 /// A quarantined file counts as a problem this long; after that it is only
@@ -29,6 +32,17 @@ const RECENT_QUARANTINE: Duration = Duration::hours(24);
 
 /// Builds the document from `inputs` as of `now`.
 pub fn document(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> StatusDoc {
+    document_with(config, inputs, &BTreeMap::new(), now)
+}
+
+/// [`document`], knowing since when each component that the previous
+/// page found DOWN has been DOWN (`down_before`: component to time).
+pub fn document_with(
+    config: &Config,
+    inputs: &Inputs,
+    down_before: &BTreeMap<String, DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> StatusDoc {
     let empty_collector = CollectorState::default();
     let empty_switcher = SwitcherState::default();
     let collector = inputs.collector.as_ref().unwrap_or(&empty_collector);
@@ -47,6 +61,7 @@ pub fn document(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> StatusD
         });
         let sync = if states_readable {
             sync_of(
+                name,
                 config,
                 last.as_ref(),
                 running.as_ref(),
@@ -62,13 +77,20 @@ pub fn document(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> StatusD
                 reason: Some("a state file cannot be read (see the problems)".into()),
             }
         };
+        // Held by hand (pinned, frozen): waiting is what was asked for.
+        let sync = super::control::held_sync(name, sync, &inputs.control, now);
         let failed_last = last
             .as_ref()
             .and_then(|l| switcher.failed.get(&l.info.artifact));
         let last_failure = match (sync.state, failed_last) {
-            (SyncState::Failed, Some(f)) => Some(f.clone()),
+            (SyncState::Failed | SyncState::RolledBack, Some(f)) => Some(f.clone()),
             _ => state.and_then(|s| s.last_failure.clone()),
         };
+        let rolled_back = match (sync.state, last.as_ref()) {
+            (SyncState::RolledBack, Some(l)) => hand_rollback(switcher, &l.info.artifact),
+            _ => None,
+        };
+        let failures = failures_of(config, name, running.as_ref(), switcher);
 
         let mut problems = Vec::new();
         let status = if probe.listening {
@@ -76,6 +98,13 @@ pub fn document(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> StatusD
         } else {
             UpDown::Down
         };
+        let down_since = (status == UpDown::Down).then(|| {
+            down_before
+                .get(name)
+                .copied()
+                .unwrap_or(probe.checked_at)
+                .min(probe.checked_at)
+        });
         if status == UpDown::Down {
             let during = if sync.state == SyncState::Switching {
                 " (a switch is under way, so this may last only moments)"
@@ -108,7 +137,7 @@ pub fn document(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> StatusD
                 });
             }
         }
-        if let Some(p) = sync_problem(name, &sync, last.as_ref(), failed_last, config, now) {
+        if let Some(p) = sync_problem(name, &sync, last.as_ref(), config, now) {
             problems.push(p);
         }
 
@@ -119,15 +148,20 @@ pub fn document(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> StatusD
                 last,
                 running,
                 status,
+                down_since,
                 checked_at: probe.checked_at,
                 health_url: component.health_url.clone(),
                 health,
                 sync,
                 last_failure,
+                failures,
+                rolled_back,
                 problems,
             },
         );
     }
+    failed_deploy_problems(&mut components, switcher);
+    let timeline = timeline::build(switcher, &inputs.history, &components, now);
 
     StatusDoc {
         schema: SCHEMA,
@@ -146,13 +180,16 @@ pub fn document(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> StatusD
         },
         waiting: collector.waiting.clone(),
         quarantined: inputs.quarantined.clone(),
-        history: inputs.history.clone(),
+        history: inputs.history.iter().take(HISTORY_LINES).cloned().collect(),
+        timeline,
+        control: super::control::view(&inputs.control, now),
         problems: global_problems(config, inputs, collector, switcher, now),
     }
 }
 
 /// Which of the sync cases holds for one component.
 fn sync_of(
+    name: &str,
     config: &Config,
     last: Option<&LastArtifact>,
     running: Option<&deploy_root::state::RunningRelease>,
@@ -180,12 +217,27 @@ fn sync_of(
     if running.is_some_and(|r| r.info.artifact == last.info.artifact) {
         return make(SyncState::InSync, running.map(|r| r.since), None);
     }
-    if let Some(f) = switcher.failed.get(&last.info.artifact) {
+    if let Some(r) = hand_rollback(switcher, &last.info.artifact) {
         return make(
-            SyncState::Failed,
-            Some(f.at),
-            Some(format!("step {}: {}", f.step, f.reason)),
+            SyncState::RolledBack,
+            Some(r.at),
+            Some(format!(
+                "{} rolled it back by hand with `switcher rollback`; it is not deployed again by itself: deploy it by hand, or deliver a newer build",
+                r.by.as_deref().unwrap_or("someone (who was not recorded)")
+            )),
         );
+    }
+    if let Some(f) = switcher.failed.get(&last.info.artifact) {
+        let owner = owner_of(f);
+        let reason = if owner != name {
+            format!(
+                "went back with the {owner}, which failed at step {}: {}",
+                f.step, f.reason
+            )
+        } else {
+            format!("step {}: {}", f.step, f.reason)
+        };
+        return make(SyncState::Failed, Some(f.at), Some(reason));
     }
     make(
         SyncState::OutOfSync,
@@ -220,46 +272,17 @@ fn recorded_reason(artifact: &str, inputs: &Inputs) -> Option<String> {
         })
 }
 
-/// The problem a sync state is, if it is one.
+/// The problem a sync state is, if it is one. A failed deploy is listed
+/// by [`failed_deploy_problems`], once, under the component that failed.
 fn sync_problem(
     name: &str,
     sync: &Sync,
     last: Option<&LastArtifact>,
-    failed: Option<&Failure>,
     config: &Config,
     now: DateTime<Utc>,
 ) -> Option<Problem> {
     let last = last?;
     match sync.state {
-        SyncState::Failed => {
-            let f = failed?;
-            let exit = f
-                .exit_code
-                .map(|c| format!(" (exit code {c})"))
-                .unwrap_or_default();
-            let instead = if f.running_instead.is_empty() {
-                "nothing runs instead".to_string()
-            } else {
-                let list: Vec<String> = f
-                    .running_instead
-                    .iter()
-                    .map(|(c, a)| format!("{c}: {a}"))
-                    .collect();
-                format!("running instead: {}", list.join(", "))
-            };
-            let rollback = if f.rollback_failed {
-                "; the rollback failed too, so the service may be down"
-            } else {
-                ""
-            };
-            Some(Problem {
-                rule: "deploy-failed",
-                message: format!(
-                    "the new {name} version {} ({}) has not started: it failed at step {}{exit}: {}; {instead}{rollback}. It will not be tried again by itself",
-                    last.info.version, last.info.artifact, f.step, f.reason
-                ),
-            })
-        }
         SyncState::OutOfSync => {
             let since = sync.since?;
             let limit = config.status.out_of_sync_after;
@@ -286,6 +309,162 @@ fn sync_problem(
         }
         _ => None,
     }
+}
+
+/// The hand rollback of `artifact`, if it was rolled back by hand: as
+/// recorded, or (state written before who was recorded) from its failure
+/// mark at step `rollback`.
+fn hand_rollback(switcher: &SwitcherState, artifact: &str) -> Option<HandRollback> {
+    if let Some(r) = switcher.rollbacks.get(artifact) {
+        return Some(r.clone());
+    }
+    let f = switcher.failed.get(artifact)?;
+    (f.step == "rollback").then(|| HandRollback {
+        artifact: f.artifact.clone(),
+        components: f.running_instead.keys().cloned().collect(),
+        by: None,
+        at: f.at,
+        to: f.running_instead.clone(),
+    })
+}
+
+/// The component a failure belongs to: the one whose step failed. A
+/// failure recorded under a name that is not one of the artifact's
+/// components (an older state) belongs to the first of them.
+fn owner_of(f: &Failure) -> String {
+    if f.running_instead.is_empty() || f.running_instead.contains_key(&f.component) {
+        f.component.clone()
+    } else {
+        f.running_instead
+            .keys()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| f.component.clone())
+    }
+}
+
+/// The failed deploys listed under `name`: its own step failed, and it has
+/// not started a release since (a later deploy that succeeded ends the
+/// listing). Hand rollbacks are not failures. Newest first.
+fn failures_of(
+    config: &Config,
+    name: &str,
+    running: Option<&deploy_root::state::RunningRelease>,
+    switcher: &SwitcherState,
+) -> Vec<Failure> {
+    let mut out: Vec<Failure> = switcher
+        .failed
+        .values()
+        .filter(|f| f.step != "rollback" && !switcher.rollbacks.contains_key(&f.artifact))
+        .filter(|f| {
+            let owner = owner_of(f);
+            owner == name || (!config.components.contains_key(&owner) && f.component == name)
+        })
+        .filter(|f| running.map_or(true, |r| f.at > r.since))
+        .cloned()
+        .collect();
+    out.sort_by(|a, b| b.at.cmp(&a.at).then(a.artifact.cmp(&b.artifact)));
+    out.truncate(FAILURES_LISTED);
+    out
+}
+
+/// One `deploy-failed` problem per failed artifact that is still some
+/// component's Last: under the component that failed when that component
+/// lists it, else under the first whose Last it is.
+fn failed_deploy_problems(
+    components: &mut BTreeMap<String, ComponentStatus>,
+    switcher: &SwitcherState,
+) {
+    let mut by_artifact: BTreeMap<String, (Failure, Vec<String>)> = BTreeMap::new();
+    for (name, c) in components.iter() {
+        if c.sync.state != SyncState::Failed {
+            continue;
+        }
+        let Some(f) = c
+            .last
+            .as_ref()
+            .and_then(|l| switcher.failed.get(&l.info.artifact))
+        else {
+            continue;
+        };
+        by_artifact
+            .entry(f.artifact.clone())
+            .or_insert_with(|| (f.clone(), Vec::new()))
+            .1
+            .push(name.clone());
+    }
+    for (artifact, (f, with_last)) in by_artifact {
+        let owner = owner_of(&f);
+        let under = if components
+            .get(&owner)
+            .is_some_and(|c| c.failures.iter().any(|x| x.artifact == artifact))
+        {
+            owner.clone()
+        } else {
+            with_last[0].clone()
+        };
+        let version = components
+            .get(&with_last[0])
+            .and_then(|c| c.last.as_ref())
+            .map(|l| l.info.version.clone())
+            .unwrap_or_default();
+        let message = failed_message(&f, &owner, &version);
+        if let Some(c) = components.get_mut(&under) {
+            c.problems.push(Problem {
+                rule: "deploy-failed",
+                message,
+            });
+        }
+    }
+}
+
+/// The steps of a deploy after which the running release was touched
+/// (and so went back); before them nothing running was touched.
+const SWITCH_STEPS: &[&str] = &["stop", "flip", "start", "reload", "verify", "switch"];
+
+/// "the new version 3 (full_...) did not start: the backend failed at step
+/// start (exit code 1): ...; the frontend went back with it; running
+/// instead: ...".
+pub fn failed_message(f: &Failure, owner: &str, version: &str) -> String {
+    let exit = f
+        .exit_code
+        .map(|c| format!(" (exit code {c})"))
+        .unwrap_or_default();
+    let others: Vec<&str> = f
+        .running_instead
+        .keys()
+        .map(String::as_str)
+        .filter(|c| *c != owner)
+        .collect();
+    let with = if others.is_empty() {
+        String::new()
+    } else if SWITCH_STEPS.contains(&f.step.as_str()) {
+        format!("; the {} went back with it", others.join(" and the "))
+    } else {
+        format!(
+            "; the {} was not switched either (nothing running was touched)",
+            others.join(" and the ")
+        )
+    };
+    let instead = if f.running_instead.is_empty() {
+        "nothing runs instead".to_string()
+    } else {
+        let list: Vec<String> = f
+            .running_instead
+            .iter()
+            .map(|(c, a)| format!("{c}: {a}"))
+            .collect();
+        format!("running instead: {}", list.join(", "))
+    };
+    let rollback = if f.rollback_failed {
+        "; going back failed too, so the service may be down"
+    } else {
+        ""
+    };
+    format!(
+        "the new version {version} ({}) did not start: the {owner} failed at step {}{exit}: {}{with}; {instead}{rollback}. It will not be tried again by itself",
+        f.artifact, f.step, f.reason
+    )
 }
 
 /// A config duration in words: "10 min", "90 s", "2 h".

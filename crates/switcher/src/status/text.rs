@@ -123,11 +123,31 @@ pub fn render(doc: &StatusDoc) -> String {
             let _ = write!(out, "; {}", s(r));
         }
         out.push('\n');
-        if let Some(f) = &c.last_failure {
+        if let Some(r) = &c.rolled_back {
             let _ = writeln!(
                 out,
-                "  Failure  {} at step {}{} {}: {}",
+                "  Rollback by hand: {} rolled {} back from {} {}; running again: {}",
+                r.by.as_deref()
+                    .map_or("someone (not recorded)".to_string(), s),
+                if r.components.is_empty() {
+                    "it".to_string()
+                } else {
+                    s(&r.components.join(", "))
+                },
+                s(&r.artifact),
+                t(r.at),
+                r.to.iter()
+                    .map(|(comp, rel)| format!("{}: {}", s(comp), s(rel)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        for f in &c.failures {
+            let _ = writeln!(
+                out,
+                "  Failure  {}: the {} failed at step {}{} {}: {}",
                 s(&f.artifact),
+                s(name),
                 s(&f.step),
                 f.exit_code
                     .map(|c| format!(" (exit code {c})"))
@@ -144,6 +164,7 @@ pub fn render(doc: &StatusDoc) -> String {
         }
     }
 
+    out.push_str(&super::control::text(doc));
     let _ = writeln!(
         out,
         "\nCollector last run: {}",

@@ -3,19 +3,34 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use cutover_tests::Sandbox;
+use cutover_tests::bins::workspace_root;
+use cutover_tests::{nginx, packages, Run, Sandbox};
 use nix::unistd::{Gid, Group, Uid, User};
 
 use crate::common::{sandbox, switcher};
 
-/// Lays out the root as the package's postinst does, with the drop folder
-/// group-writable by a group that is not the owner's own, and an nginx
-/// folder whose site serves current/frontend. Returns the nginx folder.
-fn set_up(sb: &Sandbox) -> std::path::PathBuf {
+/// The drop folder group-writable by a group that is not the owner's own,
+/// as the package's postinst makes it.
+fn set_up_drop(sb: &Sandbox) {
+    let drop = sb.path("drop");
+    fs::create_dir_all(&drop).unwrap();
+    let other = ["nogroup", "users", "daemon"]
+        .iter()
+        .filter_map(|g| Group::from_name(g).ok().flatten())
+        .find(|g| g.gid != Gid::effective())
+        .expect("a group other than the current user's (nogroup on Debian)");
+    nix::unistd::chown(&drop, None, Some(other.gid)).unwrap();
+    fs::set_permissions(&drop, fs::Permissions::from_mode(0o3775)).unwrap();
+}
+
+/// Lays out the root as the package's postinst does, and an nginx whose
+/// main config lives outside /etc/nginx and includes `switcher nginx-site`'s
+/// rendering from a folder of its own. Returns the nginx main config.
+fn set_up(sb: &Sandbox) -> PathBuf {
     for dir in [
-        "drop",
         "staging",
         "quarantine",
         "releases",
@@ -25,60 +40,112 @@ fn set_up(sb: &Sandbox) -> std::path::PathBuf {
     ] {
         fs::create_dir_all(sb.path(dir)).unwrap();
     }
-    let drop = sb.path("drop");
-    let other = ["nogroup", "users", "daemon"]
-        .iter()
-        .filter_map(|g| Group::from_name(g).ok().flatten())
-        .find(|g| g.gid != Gid::effective())
-        .expect("a group other than the current user's (nogroup on Debian)");
-    nix::unistd::chown(&drop, None, Some(other.gid)).unwrap();
-    fs::set_permissions(&drop, fs::Permissions::from_mode(0o3775)).unwrap();
-    let nginx = sb.dir().join("nginx");
-    fs::create_dir_all(nginx.join("sites-enabled")).unwrap();
+    set_up_drop(sb);
+    nginx_with_site(sb, &nginx::site_for_config(&sb.config))
+}
+
+/// An nginx main config (outside /etc/nginx) that includes `site`.
+fn nginx_with_site(sb: &Sandbox, site: &str) -> PathBuf {
+    let dir = sb.dir().join("nginx");
+    fs::create_dir_all(dir.join("sites")).unwrap();
+    fs::write(dir.join("sites/cutover.conf"), site).unwrap();
+    let d = dir.display();
+    let conf = dir.join("nginx.conf");
     fs::write(
-        nginx.join("sites-enabled/cutover"),
+        &conf,
         format!(
-            "server {{ root {}; }}\n",
-            sb.path("current/frontend").display()
+            "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 16; }}\n\
+             http {{\naccess_log off;\nclient_body_temp_path {d}/body;\nproxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fastcgi;\nuwsgi_temp_path {d}/uwsgi;\nscgi_temp_path {d}/scgi;\n\
+             include {d}/sites/*.conf;\n}}\n"
         ),
     )
     .unwrap();
-    nginx
+    conf
 }
 
 fn me() -> String {
     User::from_uid(Uid::effective()).unwrap().unwrap().name
 }
 
-#[test]
-fn a_machine_set_up_as_documented_passes() {
-    let sb = sandbox();
-    let nginx = set_up(&sb);
-    let run = switcher(
-        &sb,
+/// `switcher check` as `--user me`, nginx from `conf`, systemd units from
+/// `systemd` (an empty folder: no unit installed).
+fn check(sb: &Sandbox, conf: &Path, systemd: &Path, user: &str) -> Run {
+    switcher(
+        sb,
         &[
             "check",
             "--user",
-            &me(),
-            "--nginx-dir",
-            nginx.to_str().unwrap(),
+            user,
+            "--nginx-conf",
+            conf.to_str().unwrap(),
+            "--systemd-dir",
+            systemd.to_str().unwrap(),
         ],
-    );
+    )
+}
+
+fn no_units(sb: &Sandbox) -> PathBuf {
+    let dir = sb.dir().join("systemd");
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_machine_set_up_as_documented_passes() {
+    nginx::binary();
+    let sb = sandbox();
+    let conf = set_up(&sb);
+    let run = check(&sb, &conf, &no_units(&sb), &me());
     run.success()
         .stdout_has("no problems found")
-        .stdout_has("ok    drop");
+        .stdout_has("ok    drop")
+        .stdout_has("it is `switcher nginx-site` as is");
     assert!(!run.stdout().contains("FAIL"), "{run}");
 }
 
 #[test]
-fn each_problem_is_named_with_its_fix() {
+fn a_fresh_root_lacks_only_what_the_binaries_create() {
+    nginx::binary();
     let sb = sandbox();
-    let nginx = set_up(&sb);
+    // Only the root and the drop folder: what the binaries cannot make.
+    set_up_drop(&sb);
+    let conf = nginx_with_site(&sb, &nginx::site_for_config(&sb.config));
+    let run = check(&sb, &conf, &no_units(&sb), &me());
+    run.success()
+        .stdout_has("no problems found")
+        .stdout_has("is not there yet: the first collector or switcher run creates it");
+    assert!(!run.stdout().contains("FAIL"), "{run}");
+    assert!(!sb.path("staging").exists(), "check changes nothing\n{run}");
+}
+
+#[test]
+fn folders_the_user_cannot_create_are_one_problem_with_its_fix() {
+    let sb = sandbox();
+    set_up_drop(&sb);
+    // The root is the test user's, 0755: `nobody` cannot create in it.
+    fs::set_permissions(&sb.root, fs::Permissions::from_mode(0o755)).unwrap();
+    let run = check(&sb, Path::new("/nonexistent"), &no_units(&sb), "nobody");
+    run.code_is(5)
+        .stdout_has("state/logs are missing, and nobody cannot create them")
+        .stdout_has("fix: install -d -o nobody -g nobody -m 0755");
+    assert_eq!(
+        run.stdout().matches("cannot create").count(),
+        1,
+        "one problem for the one folder in the way\n{run}"
+    );
+}
+
+#[test]
+fn each_problem_is_named_with_its_fix() {
+    nginx::binary();
+    let sb = sandbox();
+    let conf = set_up(&sb);
     // A state folder others may write, a drop folder its group may not, two
     // components on one port, a command that does not resolve, no nginx site.
     fs::set_permissions(sb.path("state"), fs::Permissions::from_mode(0o777)).unwrap();
     fs::set_permissions(sb.path("drop"), fs::Permissions::from_mode(0o755)).unwrap();
-    fs::remove_file(nginx.join("sites-enabled/cutover")).unwrap();
+    fs::write(sb.dir().join("nginx/sites/cutover.conf"), "").unwrap();
     let config = fs::read_to_string(&sb.config).unwrap();
     let config = config.replace(
         &format!("port = {}\n\n[switcher]", sb.frontend_port),
@@ -93,38 +160,159 @@ fn each_problem_is_named_with_its_fix() {
     );
     sb.write_config_text(&config);
 
-    let run = switcher(
-        &sb,
-        &[
-            "check",
-            "--user",
-            &me(),
-            "--nginx-dir",
-            nginx.to_str().unwrap(),
-        ],
-    );
+    let run = check(&sb, &conf, &no_units(&sb), &me());
     run.code_is(5)
         .stdout_has("FAIL  state")
         .stdout_has("fix: chmod go-w")
         .stdout_has("is not writable by its group")
         .stdout_has("both use port")
         .stdout_has("\"no-such-reloader\" is not an executable file")
-        .stdout_has("no nginx site under")
+        .stdout_has("no nginx site serves")
+        .stdout_has("fix: switcher nginx-site >")
         .stdout_has("5 problems found");
 }
 
 #[test]
-fn a_missing_root_is_a_problem_not_a_crash() {
+fn every_program_of_a_command_list_is_checked() {
+    nginx::binary();
     let sb = sandbox();
-    let run = switcher(
-        &sb,
-        &["check", "--user", &me(), "--nginx-dir", "/nonexistent"],
+    let conf = set_up(&sb);
+    let config = fs::read_to_string(&sb.config).unwrap().replace(
+        &format!("port = {}\n\n[switcher]", sb.frontend_port),
+        &format!(
+            "port = {}\nreload = \"cd /tmp && FOO=1 /nonexistent/lighttpd -f x 2>&1 | no-such-logger; true\"\n\n[switcher]",
+            sb.frontend_port
+        ),
     );
+    sb.write_config_text(&config);
+    let run = check(&sb, &conf, &no_units(&sb), &me());
     run.code_is(5)
-        .stdout_has("FAIL  staging")
-        .stdout_has("install -d");
+        .stdout_has("components.frontend.reload: cd is a shell builtin")
+        .stdout_has("\"/nonexistent/lighttpd\" is not an executable file")
+        .stdout_has("\"no-such-logger\" is not an executable file")
+        .stdout_has("fix: install it, or write its absolute path in components.frontend.reload")
+        .stdout_has("2 problems found");
+}
+
+#[test]
+fn a_sudo_command_names_the_line_sudoers_must_allow() {
+    nginx::binary();
+    let sb = sandbox();
+    let conf = set_up(&sb);
+    let config = fs::read_to_string(&sb.config).unwrap().replace(
+        &format!("port = {}\n\n[switcher]", sb.frontend_port),
+        &format!(
+            "port = {}\nreload = \"sudo -n systemctl reload nginx\"\n\n[switcher]",
+            sb.frontend_port
+        ),
+    );
+    sb.write_config_text(&config);
+    let run = check(&sb, &conf, &no_units(&sb), &me());
+    let systemctl = ["/usr/bin/systemctl", "/bin/systemctl"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("systemctl");
+    run.stdout_has(&format!("must allow exactly \"{systemctl} reload nginx\""))
+        .stdout_has(&format!("sudo -l -U {} {systemctl} reload nginx", me()));
+    // The template no longer claims a comparison that check does not make.
+    let sudoers = fs::read_to_string(workspace_root().join("deploy/sudoers/cutover")).unwrap();
+    assert!(!sudoers.contains("compares"), "{sudoers}");
+}
+
+#[test]
+fn an_edited_site_is_checked_for_what_the_config_needs() {
+    nginx::binary();
+    let sb = sandbox();
+    let conf = set_up(&sb);
+    let site = nginx::site_for_config(&sb.config);
+    let edited = site
+        .replace(&format!("127.0.0.1:{}", sb.backend_port), "127.0.0.1:1")
+        .replace("server_name _;", "server_name example.test;");
+    nginx_with_site(&sb, &edited);
+    let run = check(&sb, &conf, &no_units(&sb), &me());
+    run.code_is(5)
+        .stdout_has(&format!(
+            "but it does not proxy to http://127.0.0.1:{} (component backend)",
+            sb.backend_port
+        ))
+        .stdout_has("sites/cutover.conf (or edit it to match)");
+    // Edits that keep what the config needs are fine.
+    nginx_with_site(
+        &sb,
+        &site.replace("server_name _;", "server_name example.test;"),
+    );
+    check(&sb, &conf, &no_units(&sb), &me())
+        .success()
+        .stdout_has("edited: it differs from `switcher nginx-site`");
+}
+
+/// The shipped unit, in a folder of the test's own.
+fn units_with_shipped_unit(sb: &Sandbox) -> PathBuf {
+    let dir = no_units(sb);
+    fs::copy(
+        workspace_root().join("deploy/systemd/cutover.service"),
+        dir.join("cutover.service"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn the_unit_must_let_the_service_write_root_and_drop() {
+    nginx::binary();
+    let sb = sandbox();
+    let conf = set_up(&sb);
+    let units = units_with_shipped_unit(&sb);
+    // The sandbox's root is under /tmp: the shipped unit (ReadWritePaths=
+    // /srv/cutover, PrivateTmp=yes) would not let a timer pass write it.
+    let run = check(&sb, &conf, &units, &me());
+    run.code_is(5)
+        .stdout_has(&format!(
+            "cutover.service cannot write {}",
+            sb.root.display()
+        ))
+        .stdout_has("systemd-dropin > /etc/systemd/system/cutover.service.d/paths.conf");
+    // With the drop-in that `switcher systemd-dropin` renders, it may.
+    let dropin = switcher(&sb, &["systemd-dropin"]);
+    dropin.success();
+    fs::create_dir_all(units.join("cutover.service.d")).unwrap();
+    fs::write(units.join("cutover.service.d/paths.conf"), dropin.stdout()).unwrap();
+    check(&sb, &conf, &units, &me())
+        .success()
+        .stdout_has("cutover.service may write the root and the drop folder");
+}
+
+#[test]
+fn the_dropin_follows_a_root_under_tmp_and_a_drop_under_home() {
+    let sb = sandbox();
+    let config = fs::read_to_string(&sb.config).unwrap().replacen(
+        &format!("root = {:?}\n", sb.root.display().to_string()),
+        "root = \"/tmp/cutover-elsewhere/root\"\ndrop = \"/home/ci/drop\"\n",
+        1,
+    );
+    assert!(config.contains("/home/ci/drop"), "{config}");
+    sb.write_config_text(&config);
+    let run = switcher(&sb, &["systemd-dropin"]);
+    run.success()
+        .stdout_has("[Service]\nReadWritePaths=\nReadWritePaths=/tmp/cutover-elsewhere/root /home/ci/drop\n")
+        .stdout_has("\nProtectHome=no\n")
+        .stdout_has("\nPrivateTmp=no\n");
+
+    // systemd itself reads the unit with the drop-in without a complaint.
+    let analyze = packages::ensure("systemd-analyze", &["systemd"]);
+    let units = units_with_shipped_unit(&sb);
+    fs::create_dir_all(units.join("cutover.service.d")).unwrap();
+    fs::write(units.join("cutover.service.d/paths.conf"), run.stdout()).unwrap();
+    let out = Command::new(analyze)
+        .args(["verify", "--man=no"])
+        .arg(units.join("cutover.service"))
+        .env("SYSTEMD_UNIT_PATH", format!("{}:", units.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !Path::new(&sb.path("staging")).exists(),
-        "check changes nothing\n{run}"
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {}\n{stderr}",
+        out.status
     );
 }

@@ -225,9 +225,11 @@ fn a_failed_first_deploy_leaves_the_component_stopped_without_a_current_link() {
 
 #[test]
 fn a_command_that_hangs_is_killed_at_the_timeout() {
-    // The prepare command's child (sleep) is in its process group: both die.
+    // The prepare command's child (a background sleep) is in its process
+    // group: both die. Each writes its pid into the sandbox, so the test
+    // looks at its own two processes only.
     let sb = sandbox_with(
-        "prepare = \"sleep 60 & sleep 60\"",
+        "prepare = \"echo $$ > $CUTOVER_ROOT/fg.pid; sleep 60 & echo $! > $CUTOVER_ROOT/bg.pid; exec sleep 60\"",
         "command_timeout = \"1s\"",
     );
     let started = std::time::Instant::now();
@@ -239,15 +241,18 @@ fn a_command_that_hangs_is_killed_at_the_timeout() {
         started.elapsed() < std::time::Duration::from_secs(20),
         "{run}"
     );
-    let ps = std::process::Command::new("pgrep")
-        .args(["-f", "sleep 60"])
-        .output()
-        .unwrap();
-    assert!(
-        ps.stdout.is_empty(),
-        "the whole process group should be gone: {:?}",
-        String::from_utf8_lossy(&ps.stdout)
-    );
+    for file in ["fg.pid", "bg.pid"] {
+        let pid =
+            std::fs::read_to_string(sb.path(file)).unwrap_or_else(|e| panic!("{file}: {e}\n{run}"));
+        let pid = pid.trim();
+        // Gone, or a zombie that init has yet to reap.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+        assert!(
+            state.is_none() || state == Some("Z"),
+            "the whole process group should be gone, but {file} {pid} lives: {stat}\n{run}"
+        );
+    }
 }
 
 #[test]

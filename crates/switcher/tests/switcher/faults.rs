@@ -124,3 +124,83 @@ fn a_deploy_interrupted_twice_is_marked_failed() {
     );
     assert!(!sb.root.join("state/journal.json").exists(), "{run}");
 }
+
+/// Runs the fault-injection build with the journal write before `step`
+/// failing as on a full disk.
+fn switcher_journal_fails_at(
+    sb: &cutover_tests::Sandbox,
+    step: &str,
+    args: &[&str],
+) -> cutover_tests::Run {
+    sb.run_cmd(
+        std::process::Command::new(cutover_tests::bins::fault_bin("switcher"))
+            .args(args)
+            .env(
+                "CUTOVER_FAULT_FAIL",
+                format!("switcher:journal-write:{step}"),
+            ),
+    )
+}
+
+#[test]
+fn a_journal_that_cannot_be_written_before_stop_stops_nothing_and_marks_nothing() {
+    let sb = sandbox();
+    stage(&sb, &demo("full", "1.0.0", 1));
+    switcher(&sb, &[]).success();
+    let v2 = demo("full", "2.0.0", 2);
+    stage(&sb, &v2);
+    let pid = sb.backend_pid();
+    assert!(pid.is_some(), "{}", sb.listing());
+
+    let run = switcher_journal_fails_at(&sb, "stop", &[]);
+    assert_eq!(run.code(), 1, "an error, not a failed deploy\n{run}");
+    run.stderr_has("No space left on device")
+        .stderr_has("nothing was stopped");
+    assert_eq!(
+        sb.backend_pid(),
+        pid,
+        "the backend must not be restarted\n{run}"
+    );
+    assert_serves(&sb, &run, "1.0.0");
+    let state = sb.state_json("switcher.json");
+    assert!(
+        state["failed"].as_object().is_some_and(|m| m.is_empty()),
+        "nothing may be marked failed: {state:#}\n{run}"
+    );
+    assert!(!sb.root.join("state/journal.json").exists(), "{run}");
+    assert!(
+        !sb.names("releases/backend")
+            .contains(&v2.name().stem().to_string()),
+        "the prepared release goes: it holds space\n{run}"
+    );
+    let history = std::fs::read_to_string(sb.root.join("state/history.jsonl")).unwrap_or_default();
+    assert_eq!(
+        history.lines().count(),
+        1,
+        "only the first deploy: {history}"
+    );
+
+    // Twice more (as on a disk that stays full): still never marked.
+    for _ in 0..2 {
+        switcher_journal_fails_at(&sb, "stop", &[]).code_is(1);
+    }
+    assert_eq!(sb.backend_pid(), pid);
+    // Space again: the next pass deploys it.
+    let run = switcher(&sb, &[]);
+    run.success();
+    assert_serves(&sb, &run, "2.0.0");
+
+    // `switcher rollback` alike: nothing stopped, nothing marked.
+    let pid = sb.backend_pid();
+    let run = switcher_journal_fails_at(&sb, "stop", &["rollback"]);
+    assert_eq!(run.code(), 1, "{run}");
+    run.stderr_has("nothing was stopped");
+    assert_eq!(sb.backend_pid(), pid, "{run}");
+    assert_serves(&sb, &run, "2.0.0");
+    let state = sb.state_json("switcher.json");
+    assert!(
+        state["failed"].as_object().is_some_and(|m| m.is_empty()),
+        "{state:#}\n{run}"
+    );
+    assert!(!sb.root.join("state/journal.json").exists(), "{run}");
+}

@@ -5,12 +5,18 @@
 #![allow(clippy::unwrap_used)]
 
 mod check;
+mod clock;
 mod common;
+mod control;
 mod deploy;
 mod dry_run;
 mod failures;
 mod faults;
 mod integrity;
+mod logs;
 mod notify;
 mod retention;
+mod site;
+mod staging;
+mod transitions;
 mod unpack;

@@ -229,6 +229,99 @@ fn each_event_arrives_once_in_order_with_the_documented_fields() {
     assert!(outbox_files(&sb).is_empty(), "{}", sb.listing());
 }
 
+/// Runs the switcher as `user` behind sudo (SUDO_USER wins over USER).
+fn switcher_as(sb: &Sandbox, user: &str, args: &[&str]) -> cutover_tests::Run {
+    sb.run_cmd(
+        Command::new(switcher_bin())
+            .args(args)
+            .env("SUDO_USER", user)
+            .env("USER", "root"),
+    )
+}
+
+#[test]
+fn control_verbs_arrive_once_in_order_and_a_dry_run_sends_nothing() {
+    let rx = Receiver::start(0);
+    let sb = sandbox_notify(&format!("[[notify.target]]\nurl = {:?}\n", rx.url("/hook")));
+    let v1 = demo("full", "1.0.0", 1);
+    stage(&sb, &v1);
+    switcher(&sb, &[]).success();
+    assert_eq!(kinds(&rx.delivered()), ["deployed"]);
+
+    // --dry-run writes nothing, so it emits nothing.
+    switcher_as(&sb, "alice", &["--dry-run", "freeze", "--reason", "review"]).success();
+    switcher_as(&sb, "alice", &["pin", "backend", "--dry-run"]).success();
+    assert_eq!(kinds(&rx.delivered()), ["deployed"]);
+
+    // Each verb sends its event in its own run.
+    switcher_as(
+        &sb,
+        "alice",
+        &["freeze", "--reason", "release review", "--until", "8h"],
+    )
+    .success();
+    assert_eq!(kinds(&rx.delivered()), ["deployed", "frozen"]);
+    switcher_as(&sb, "bob", &["unfreeze"]).success();
+    switcher_as(&sb, "carol", &["pin", "backend", "--reason", "load test"]).success();
+    switcher_as(&sb, "dave", &["unpin", "backend"]).success();
+    // Refused (nothing pinned): no state write, no event.
+    switcher_as(&sb, "dave", &["unpin", "backend"]).code_is(1);
+    // A pass in between sends nothing again.
+    switcher(&sb, &[]).success();
+
+    let events = rx.delivered();
+    assert_eq!(
+        kinds(&events),
+        ["deployed", "frozen", "unfrozen", "pinned", "unpinned"],
+        "{events:#?}"
+    );
+    let mut ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), events.len(), "once each: {events:#?}");
+
+    let frozen = &events[1];
+    assert_eq!(frozen["by"], "hand", "{frozen:#}");
+    assert_eq!(frozen["who"], "alice", "{frozen:#}");
+    assert_eq!(frozen["reason"], "release review", "{frozen:#}");
+    assert_eq!(
+        frozen["components"],
+        serde_json::json!(["backend", "frontend"]),
+        "{frozen:#}"
+    );
+    assert!(
+        frozen["until"].as_str().is_some_and(|u| u.ends_with('Z')),
+        "{frozen:#}"
+    );
+    let unfrozen = &events[2];
+    assert_eq!(unfrozen["who"], "bob", "{unfrozen:#}");
+    assert!(unfrozen["until"].is_null(), "{unfrozen:#}");
+    let pinned = &events[3];
+    assert_eq!(pinned["who"], "carol", "{pinned:#}");
+    assert_eq!(pinned["reason"], "load test", "{pinned:#}");
+    assert_eq!(pinned["components"], serde_json::json!(["backend"]));
+    assert_eq!(pinned["artifact"], v1.name().file_name(), "{pinned:#}");
+    assert_eq!(pinned["version"], "1.0.0", "{pinned:#}");
+    assert!(pinned["until"].is_null(), "{pinned:#}");
+    let unpinned = &events[4];
+    assert_eq!(unpinned["who"], "dave", "{unpinned:#}");
+    assert_eq!(unpinned["components"], serde_json::json!(["backend"]));
+
+    // `switcher deploy` pins what it deployed: `deployed`, then `pinned`,
+    // both by hand, sent by its own run.
+    let v2 = demo("full", "2.0.0", 2);
+    stage(&sb, &v2);
+    switcher_as(&sb, "erin", &["deploy", v2.name().file_name()]).success();
+    let events = rx.delivered();
+    assert_eq!(kinds(&events[5..]), ["deployed", "pinned"], "{events:#?}");
+    for e in &events[5..] {
+        assert_eq!(e["by"], "hand", "{e:#}");
+        assert_eq!(e["who"], "erin", "{e:#}");
+        assert_eq!(e["artifact"], v2.name().file_name(), "{e:#}");
+    }
+    assert!(outbox_files(&sb).is_empty(), "{:?}", outbox_files(&sb));
+}
+
 #[test]
 fn a_failed_prepare_sends_its_step_exit_code_and_output_lines() {
     let rx = Receiver::start(0);

@@ -1,4 +1,5 @@
-//! `artifact-name deliver` from outside: the archive it packs, where it
+//! The `artifact-name` binary from outside: `format` and `parse`, and
+//! `deliver`: the archive it packs, where it
 //! finds version and branch, `--wait` against a status page served on
 //! loopback, and the CI templates that call it (linted by real linters).
 //!
@@ -6,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod cli;
 mod detect;
 mod pack;
 mod support;

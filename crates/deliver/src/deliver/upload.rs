@@ -1,9 +1,9 @@
 //! Uploads into a VM's drop folder that the collector can never read half
 //! of.
 //!
-//! For each target: rsync the artifact to `.<name>.part` (the collector
-//! ignores dotfiles and `*.part`), rename it with `ssh host mv -f`, then the
-//! marker the same way. The marker appears only after the artifact is in
+//! For each target: rsync the artifact to a temporary name (see
+//! [`temp_name`]; the collector ignores dotfiles and `*.part`), rename it
+//! with `ssh host mv -f`, then the marker the same way. The marker appears only after the artifact is in
 //! place under its final name, and a rename within one folder is atomic, so
 //! a killed upload leaves at most a dotfile behind. A failed attempt is
 //! retried from the start, with growing pauses.
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use super::cancel;
 use super::pack::Packed;
 use super::progress::{self, Progress};
 use super::quote;
@@ -303,7 +304,22 @@ fn attempt_once(
     Ok(())
 }
 
-/// Uploads `local` as `.<name>.part`, then renames it to `name`.
+/// The name `name` is uploaded under before it is renamed into place:
+/// `.cutover-<16 hex digits>.part`, the digits from the SHA-256 of `name`.
+///
+/// Fixed at 30 bytes, so it fits whatever the name's length: a name may be
+/// 248 bytes, and `.<name>.sha256.part` would be 261, over the 255 bytes a
+/// file name may have (rsync's own temporary file, `.<temp name>.XXXXXX`,
+/// fits too). A dotfile ending in `.part`, which the collector never takes;
+/// the same for every attempt at one name, so a retry overwrites it.
+pub fn temp_name(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(name.as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!(".cutover-{hex}.part")
+}
+
+/// Uploads `local` under its [`temp_name`], then renames it to `name`.
 fn put(
     ssh: &Ssh,
     target: &Target,
@@ -312,7 +328,19 @@ fn put(
     options: &Options,
     progress: &Progress,
 ) -> anyhow::Result<()> {
-    let part = target.remote(&format!(".{name}.part"));
+    let temp = temp_name(name);
+    let part = target.remote(&temp);
+    // On cancel: the temp file, and rsync's own `<temp>.XXXXXX` (the remote
+    // rsync removes that itself once the connection drops, in its own time).
+    let rm = format!(
+        "rm -f -- {} {}{temp}.??????",
+        quote::sh(&part),
+        quote::sh(&target.remote(""))
+    );
+    cancel::set_remote(
+        format!("{part} on {target}"),
+        ssh.command(&target.ssh_dest, &rm),
+    );
     let mut rsync = Command::new("rsync");
     // -s: the remote path goes to the remote rsync verbatim, not through
     // its shell (branch names may hold quotes and '&').
@@ -337,8 +365,10 @@ fn put(
     );
     run(
         &mut ssh.command(&target.ssh_dest, &rename),
-        &format!("renaming .{name}.part to {name}"),
-    )
+        &format!("renaming {temp} to {name}"),
+    )?;
+    cancel::clear_remote();
+    Ok(())
 }
 
 /// Runs a command whose stdout is progress (sent to our stderr); fails
@@ -348,16 +378,15 @@ fn run(cmd: &mut Command, step: &str) -> anyhow::Result<()> {
         .stdout(std::io::stderr())
         .stderr(Stdio::piped());
     let program = cmd.get_program().to_string_lossy().into_owned();
-    let mut child = cmd
-        .spawn()
+    let mut child = cancel::spawn(cmd)
         .with_context(|| format!("{step}: cannot run {program} (is it installed?)"))?;
     let mut err = Vec::new();
     if let Some(mut stderr) = child.stderr.take() {
         let _ = stderr.read_to_end(&mut err);
     }
-    let status = child
-        .wait()
-        .with_context(|| format!("{step}: waiting for {program}"))?;
+    let status = child.wait();
+    cancel::ended();
+    let status = status.with_context(|| format!("{step}: waiting for {program}"))?;
     if status.success() {
         return Ok(());
     }
@@ -373,6 +402,23 @@ fn run(cmd: &mut Command, step: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_names_are_short_dotfiles_ending_in_part() {
+        let long = format!(
+            "frontend_20261126T235012Z_1.4.2_{}.tar.zst",
+            "b".repeat(208)
+        );
+        let marker = format!("{long}.sha256");
+        assert_eq!(long.len(), 248);
+        for name in [long.as_str(), marker.as_str(), "a.tar"] {
+            let temp = temp_name(name);
+            assert_eq!(temp.len(), 30, "{temp}");
+            assert!(temp.starts_with(".cutover-") && temp.ends_with(".part"));
+        }
+        assert_ne!(temp_name(&long), temp_name(&marker));
+        assert_eq!(temp_name("a.tar"), temp_name("a.tar"));
+    }
 
     #[test]
     fn parses_targets() {

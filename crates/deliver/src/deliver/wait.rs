@@ -1,24 +1,34 @@
 //! `--wait`: poll the VM's status page until the delivered artifact runs,
 //! the switcher gives up on it, or time runs out.
 //!
-//! The page is `deploy-status.json`, schema 1: per component
+//! The page is `deploy-status.json`, schema 1 or 2: per component
 //! `components.<c>.running.artifact` (what runs) and
 //! `components.<c>.last_failure.{artifact,step,reason}` (what failed and
-//! why). Only plain http is built in. A page that cannot be fetched or read
+//! why); from schema 2, `control.freeze` and `control.pins.<c>` (held by
+//! hand: the wait ends at once, since nothing will deploy it by itself).
+//! Only plain http is built in. A page that cannot be fetched or read
 //! is retried until the time-out (the VM may be rebooting); a page of
 //! another schema ends the wait at once, since it cannot be read correctly.
+//!
+//! The deploy went as designed when each component of the kind runs the
+//! artifact or a build made later (in the contract's order: build time,
+//! then name): a `full` older than the running frontend deploys only its
+//! backend, and an artifact superseded before the first poll never runs at
+//! all. Either way the wait ends well, saying which component runs what.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
+use artifact_name::ArtifactName;
 use serde_json::Value;
 
 use super::progress::Progress;
 use super::Failure;
-use crate::exit_codes;
+use artifact_name::exit_codes;
 
-/// The schema of deploy-status.json this reads.
-const SCHEMA: u64 = 1;
+/// The schemas of deploy-status.json this reads (2 adds `control`, the
+/// holds set by hand, and the sync state `held`).
+const SCHEMAS: [u64; 2] = [1, 2];
 
 /// The largest status document read (it is a few KiB).
 const MAX_BYTES: u64 = 4 << 20;
@@ -62,8 +72,9 @@ pub fn status_url(url: &str) -> anyhow::Result<String> {
 /// What one status document says about the delivered artifact.
 #[derive(Debug, PartialEq)]
 pub enum Verdict {
-    /// Every component runs it.
-    Running,
+    /// Every component runs it or a build made later; for the latter, one
+    /// line each ("frontend runs a newer build: <name>").
+    Running(Vec<String>),
     /// The switcher marked it failed.
     Failed {
         component: String,
@@ -72,26 +83,54 @@ pub enum Verdict {
     },
     /// Not yet: what runs instead, in words.
     Pending(String),
+    /// It will not deploy by itself: the VM is frozen or a component it
+    /// carries is pinned (who, since, why, in words).
+    Held(String),
 }
 
 /// Reads a status document. `Err` for a page that is not a status document
-/// of schema 1.
+/// of schema 1 or 2.
 pub fn judge(doc: &Value, spec: &Spec) -> Result<Verdict, Problem> {
     let Some(obj) = doc.as_object() else {
         return Err(Problem::Unreadable("is not a JSON object".into()));
     };
     match obj.get("schema").and_then(Value::as_u64) {
-        Some(SCHEMA) => {}
+        Some(n) if SCHEMAS.contains(&n) => {}
         Some(other) => return Err(Problem::Schema(other.to_string())),
         None => {
             return Err(Problem::Unreadable(
-                "has no \"schema\": expected a deploy-status document of schema 1".into(),
+                "has no \"schema\": expected a deploy-status document of schema 1 or 2".into(),
             ))
         }
     }
     let components = obj.get("components").and_then(Value::as_object);
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
+    let ours = ArtifactName::parse(&spec.artifact).ok();
+    // A name outside the contract is never "later": it is not a build.
+    let later = |a: &str| match (&ours, ArtifactName::parse(a)) {
+        (Some(ours), Ok(theirs)) => theirs > *ours,
+        _ => false,
+    };
     let mut instead = Vec::new();
+    let mut held = Vec::new();
+    let control = obj.get("control");
+    let hold_words = |h: &Value| {
+        let mut w = format!("by {} since {}", text(h.get("who")), text(h.get("since")));
+        if let Some(u) = h.get("until").and_then(Value::as_str) {
+            w.push_str(&format!(" until {u}"));
+        }
+        if let Some(r) = h.get("reason").and_then(Value::as_str) {
+            w.push_str(&format!(": {r}"));
+        }
+        w
+    };
+    if let Some(f) = control
+        .and_then(|c| c.get("freeze"))
+        .filter(|f| f.is_object())
+    {
+        held.push(format!("the VM is frozen {}", hold_words(f)));
+    }
+    let mut newer = Vec::new();
     for c in &spec.components {
         let state = components.and_then(|cs| cs.get(c));
         let failure = state.and_then(|s| s.get("last_failure"));
@@ -122,9 +161,21 @@ pub fn judge(doc: &Value, spec: &Spec) -> Result<Verdict, Problem> {
         let mut line = match (state, running) {
             (None, _) => format!("{c}: not on the status page"),
             (_, Some(a)) if a == spec.artifact => continue,
+            (_, Some(a)) if later(a) => {
+                newer.push(format!("{c} runs a newer build: {a}"));
+                continue;
+            }
             (_, Some(a)) => format!("{c} runs {a}"),
             (_, None) => format!("{c} runs nothing"),
         };
+        // Pinned and not done: nothing will deploy it there by itself.
+        if let Some(p) = control
+            .and_then(|ctl| ctl.get("pins"))
+            .and_then(|p| p.get(c))
+            .filter(|p| p.is_object())
+        {
+            held.push(format!("{c} is pinned {}", hold_words(p)));
+        }
         // Whether the collector has taken it tells "upload not seen" from
         // "seen but not started"; the switcher's reason says why not.
         let last = state
@@ -145,7 +196,9 @@ pub fn judge(doc: &Value, spec: &Spec) -> Result<Verdict, Problem> {
         instead.push(line);
     }
     if instead.is_empty() {
-        Ok(Verdict::Running)
+        Ok(Verdict::Running(newer))
+    } else if !held.is_empty() {
+        Ok(Verdict::Held(held.join("; ")))
     } else {
         Ok(Verdict::Pending(instead.join(", ")))
     }
@@ -180,8 +233,16 @@ pub fn wait(urls: &[String], spec: &Spec, progress: &Progress) -> anyhow::Result
         let mut still = Vec::new();
         for (url, last) in pending {
             let now = match fetch(&agent, &url).and_then(|doc| judge(&doc, spec)) {
-                Ok(Verdict::Running) => {
+                Ok(Verdict::Running(newer)) if newer.is_empty() => {
                     progress.line(format_args!("{url}: {} runs", spec.artifact));
+                    continue;
+                }
+                Ok(Verdict::Running(newer)) => {
+                    progress.line(format_args!(
+                        "{url}: done, {} or a newer build runs: {}",
+                        spec.artifact,
+                        newer.join(", ")
+                    ));
                     continue;
                 }
                 Ok(Verdict::Failed {
@@ -198,9 +259,19 @@ pub fn wait(urls: &[String], spec: &Spec, progress: &Progress) -> anyhow::Result
                     )
                     .into());
                 }
+                Ok(Verdict::Held(why)) => {
+                    return Err(Failure::new(
+                        exit_codes::WAIT_HELD,
+                        anyhow!(
+                            "{url}: {} will not deploy by itself: {why} (switcher unpin / unfreeze on the VM lifts it)",
+                            spec.artifact
+                        ),
+                    )
+                    .into());
+                }
                 Ok(Verdict::Pending(instead)) => instead,
                 Err(Problem::Schema(found)) => {
-                    bail!("{url}: the status document has schema {found}: expected schema {SCHEMA}")
+                    bail!("{url}: the status document has schema {found}: expected schema 1 or 2")
                 }
                 Err(Problem::Unreadable(why)) => why,
             };
@@ -259,9 +330,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const OURS: &str = "full_20261126T235012Z_1.4.2_master.tar.zst";
+
     fn spec() -> Spec {
         Spec {
-            artifact: "full_x.tar.zst".into(),
+            artifact: OURS.into(),
             components: vec!["backend".into(), "frontend".into()],
             timeout: Duration::from_secs(1),
             interval: Duration::from_secs(1),
@@ -286,9 +359,10 @@ mod tests {
     #[test]
     fn verdicts() {
         let run = |a: &str| json!({"running": {"artifact": a}});
-        let doc = json!({"schema": 1, "components": {"backend": run("full_x.tar.zst"), "frontend": run("full_x.tar.zst")}});
-        assert_eq!(judge(&doc, &spec()), Ok(Verdict::Running));
-        let doc = json!({"schema": 1, "components": {"backend": run("full_x.tar.zst"), "frontend": run("old")}});
+        let doc = json!({"schema": 1, "components": {"backend": run(OURS), "frontend": run(OURS)}});
+        assert_eq!(judge(&doc, &spec()), Ok(Verdict::Running(vec![])));
+        let doc =
+            json!({"schema": 1, "components": {"backend": run(OURS), "frontend": run("old")}});
         assert_eq!(
             judge(&doc, &spec()),
             Ok(Verdict::Pending(
@@ -296,7 +370,7 @@ mod tests {
             ))
         );
         let mut doc = doc;
-        doc["components"]["frontend"]["last"] = json!({"artifact": "full_x.tar.zst"});
+        doc["components"]["frontend"]["last"] = json!({"artifact": OURS});
         doc["components"]["frontend"]["sync"] = json!({"reason": "waiting for the lock"});
         assert_eq!(
             judge(&doc, &spec()),
@@ -305,7 +379,7 @@ mod tests {
             ))
         );
         let doc = json!({"schema": 1, "components": {"backend": {"running": {"artifact": "old"},
-            "last_failure": {"artifact": "full_x.tar.zst", "step": "start", "reason": "exit 3"}}}});
+            "last_failure": {"artifact": OURS, "step": "start", "reason": "exit 3"}}}});
         assert_eq!(
             judge(&doc, &spec()),
             Ok(Verdict::Failed {
@@ -314,10 +388,52 @@ mod tests {
                 reason: "exit 3".into()
             })
         );
+        // A frontend built later runs: only the backend was deployed.
+        let newer = "frontend_20261127T000000Z_1.4.3_master.tar.zst";
+        let doc =
+            json!({"schema": 1, "components": {"backend": run(OURS), "frontend": run(newer)}});
+        assert_eq!(
+            judge(&doc, &spec()),
+            Ok(Verdict::Running(vec![format!(
+                "frontend runs a newer build: {newer}"
+            )]))
+        );
+        // Superseded everywhere before the first poll.
+        let later = "full_20261126T235013Z_1.4.2_master.tar.zst";
+        let doc =
+            json!({"schema": 1, "components": {"backend": run(later), "frontend": run(later)}});
+        assert!(matches!(judge(&doc, &spec()), Ok(Verdict::Running(v)) if v.len() == 2));
+        // Older builds, and names outside the contract, are not done.
+        for other in ["frontend_20261126T235011Z_9.9.9_master.tar.zst", "zzz"] {
+            let doc =
+                json!({"schema": 1, "components": {"backend": run(OURS), "frontend": run(other)}});
+            assert!(
+                matches!(judge(&doc, &spec()), Ok(Verdict::Pending(_))),
+                "{other}"
+            );
+        }
         assert!(matches!(
-            judge(&json!({"schema": 2}), &spec()),
+            judge(&json!({"schema": 3}), &spec()),
             Err(Problem::Schema(_))
         ));
+        let hold = json!({"who": "alice", "since": "2026-11-30T09:00:00Z", "until": null, "reason": "demo"});
+        let doc = json!({"schema": 2, "components": {"backend": run("old"), "frontend": run("old")},
+            "control": {"pins": {"backend": hold}, "freeze": null, "follow": null}});
+        assert_eq!(
+            judge(&doc, &spec()),
+            Ok(Verdict::Held(
+                "backend is pinned by alice since 2026-11-30T09:00:00Z: demo".into()
+            ))
+        );
+        // A pinned component that runs a later build is done, not held.
+        let doc = json!({"schema": 2, "components": {"backend": run(OURS), "frontend": run(newer)},
+            "control": {"pins": {"frontend": hold.clone()}, "freeze": hold.clone(), "follow": null}});
+        assert!(matches!(judge(&doc, &spec()), Ok(Verdict::Running(v)) if v.len() == 1));
+        let doc = json!({"schema": 2, "components": {"backend": run("old"), "frontend": run("old")},
+            "control": {"pins": {}, "freeze": hold, "follow": null}});
+        assert!(
+            matches!(judge(&doc, &spec()), Ok(Verdict::Held(w)) if w.starts_with("the VM is frozen by alice"))
+        );
         assert!(matches!(
             judge(&json!([1]), &spec()),
             Err(Problem::Unreadable(_))

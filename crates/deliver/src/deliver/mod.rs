@@ -5,9 +5,11 @@
 //! says when the command line does not, [`pack`] writes the archive and its
 //! marker, [`upload`] puts both into each VM's drop folder so that the
 //! collector never sees a partial file, and [`wait`] polls the status page
-//! until the switcher runs the artifact or gives up on it.
+//! until the switcher runs the artifact or gives up on it. [`cancel`]
+//! stops an upload cut short by SIGTERM or SIGINT and cleans up after it.
 
 mod branch;
+mod cancel;
 mod components;
 mod git;
 mod pack;
@@ -26,7 +28,7 @@ use anyhow::Context;
 use artifact_name::{ArtifactName, Ext};
 use chrono::{DateTime, Utc};
 
-use crate::exit_codes;
+use artifact_name::exit_codes;
 use progress::Progress;
 
 /// `deliver`'s options.
@@ -55,7 +57,7 @@ pub struct DeliverArgs {
     #[arg(long)]
     branch: Option<String>,
     /// The build time, RFC 3339 (converted to UTC); defaults to now.
-    #[arg(long, value_name = "RFC3339")]
+    #[arg(long, value_name = "RFC3339", value_parser = crate::parse_time)]
     time: Option<DateTime<Utc>>,
     /// Packs tar.gz instead of tar.zst.
     #[arg(long)]
@@ -87,7 +89,9 @@ pub struct DeliverArgs {
     #[arg(long, value_name = "KIBPS")]
     bwlimit: Option<u32>,
     /// After the upload, polls this status page (http://HOST/ or the URL of
-    /// its deploy-status.json) until the artifact runs; repeatable.
+    /// its deploy-status.json) until each component runs the artifact or a
+    /// build made later, or the VM holds it (frozen, or a component pinned:
+    /// exit 8); repeatable.
     #[arg(long = "wait", value_name = "URL")]
     wait: Vec<String>,
     /// How long --wait waits, e.g. 15m or 90s.
@@ -123,12 +127,14 @@ impl std::error::Error for Failure {}
 /// The exit code for an error: a [`Failure`]'s own, else "invalid".
 pub fn exit_code_of(err: &anyhow::Error) -> u8 {
     err.downcast_ref::<Failure>()
-        .map_or(exit_codes::INVALID, |f| f.code)
+        .map_or(exit_codes::ERROR, |f| f.code)
 }
 
 /// Runs `deliver`; prints the artifact's file name on `stdout` as soon as
 /// it is packed.
 pub fn run(args: DeliverArgs, stdout: &mut dyn Write) -> anyhow::Result<()> {
+    // First, while this is the only thread: SIGTERM and SIGINT cancel.
+    cancel::install()?;
     let progress = Progress::new();
     let components = components::resolve(&args.kind, &args.components)?;
     // Check the targets and the ssh setup before the (long) packing, so a

@@ -1,5 +1,6 @@
 //! `deliver --wait` against a status page served on loopback by a tiny
-//! HTTP server in the test: success, a recorded failure, and a time-out.
+//! HTTP server in the test: success (the artifact runs, or a build made
+//! later does), a recorded failure, and a time-out.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -115,7 +116,7 @@ fn fails_with_the_recorded_reason_when_the_switcher_marks_it_failed() {
     });
     let (url, _) = serve(vec![running(old, old), doc]);
     deliver_wait(dir.path(), &url, "30s")
-        .code_is(4)
+        .code_is(3)
         .stderr_has("start command exited with 3: port 8080 in use (exit code 3)")
         .stderr_has("\"start\"")
         .stderr_has(NAME);
@@ -128,7 +129,7 @@ fn times_out_saying_what_runs_instead() {
     let (url, _) = serve(vec![running(NAME, old)]);
     let started = std::time::Instant::now();
     let r = deliver_wait(dir.path(), &url, "1s");
-    r.code_is(5)
+    r.code_is(7)
         .stderr_has(&format!("frontend runs {old}"))
         .stderr_has("within 1s");
     assert!(
@@ -136,12 +137,68 @@ fn times_out_saying_what_runs_instead() {
         "{r}"
     );
     // Another schema is not guessed at.
-    let (url, _) = serve(vec![json!({"schema": 2, "components": {}})]);
+    let (url, _) = serve(vec![json!({"schema": 3, "components": {}})]);
     deliver_wait(dir.path(), &url, "5s")
         .code_is(1)
-        .stderr_has("schema 2");
+        .stderr_has("schema 3");
     // Only plain http is built in; https is refused before packing.
     deliver_wait(dir.path(), "https://vm1/", "5s")
         .code_is(1)
         .stderr_has("expected an http:// URL");
+}
+
+#[test]
+fn ends_at_once_with_exit_8_when_the_vm_is_frozen_or_a_component_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = "full_20261125T000000Z_1.4.1_master.tar.zst";
+    let hold = json!({"reason": "release review", "who": "alice",
+        "since": "2026-11-26T23:00:00Z", "until": null});
+    let mut frozen = running(old, old);
+    frozen["schema"] = json!(2);
+    frozen["control"] = json!({"pins": {}, "freeze": hold, "follow": null});
+    let started = std::time::Instant::now();
+    let (url, _) = serve(vec![frozen]);
+    deliver_wait(dir.path(), &url, "60s")
+        .code_is(8)
+        .stderr_has("the VM is frozen by alice since 2026-11-26T23:00:00Z: release review");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let mut pinned = running(NAME, old);
+    pinned["schema"] = json!(2);
+    pinned["control"] = json!({"pins": {"frontend": hold, "backend": hold}, "freeze": null});
+    let (url, _) = serve(vec![pinned]);
+    let r = deliver_wait(dir.path(), &url, "60s");
+    r.code_is(8).stderr_has("frontend is pinned by alice");
+    // The backend runs it already: its pin is no reason.
+    assert!(!r.stderr().contains("backend is pinned"), "{r}");
+}
+
+#[test]
+fn a_full_older_than_the_running_frontend_is_done_once_its_backend_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = "full_20261125T000000Z_1.4.1_master.tar.zst";
+    // Built after NAME: the switcher keeps it and deploys only our backend.
+    let frontend = "frontend_20261127T080000Z_1.4.3_master.tar.zst";
+    let (url, seen) = serve(vec![running(old, frontend), running(NAME, frontend)]);
+    let r = deliver_wait(dir.path(), &url, "30s");
+    r.code_is(0)
+        .stderr_has(&format!("frontend runs a newer build: {frontend}"));
+    assert_eq!(seen.lock().unwrap().len(), 2, "{r}");
+}
+
+#[test]
+fn an_artifact_superseded_before_the_first_poll_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let later = "full_20261126T235500Z_1.4.3_master.tar.zst";
+    let (url, seen) = serve(vec![running(later, later)]);
+    let r = deliver_wait(dir.path(), &url, "30s");
+    r.code_is(0)
+        .stderr_has(&format!("backend runs a newer build: {later}"))
+        .stderr_has(&format!("frontend runs a newer build: {later}"));
+    assert_eq!(seen.lock().unwrap().len(), 1, "{r}");
+    // An older build running is not "done": that still times out.
+    let older = "frontend_20261126T235011Z_1.4.2_master.tar.zst";
+    let (url, _) = serve(vec![running(NAME, older)]);
+    deliver_wait(dir.path(), &url, "1s")
+        .code_is(7)
+        .stderr_has(&format!("frontend runs {older}"));
 }

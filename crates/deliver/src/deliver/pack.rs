@@ -80,7 +80,8 @@ pub fn pack(
         }
     }
     let path = out.join(name.file_name());
-    let part = out.join(format!(".{}.part", name.file_name()));
+    // Short temp names: `.<name>.sha256.part` of a 248-byte name is too long.
+    let part = out.join(super::upload::temp_name(name.file_name()));
     let result = write_archive(from, components, name, time, &part);
     let (size, sha256, entries) = match result {
         Ok(done) => done,
@@ -92,7 +93,7 @@ pub fn pack(
     fs::rename(&part, &path)
         .with_context(|| format!("renaming {} to {}", part.display(), path.display()))?;
     let marker = out.join(name.marker_name());
-    let marker_part = out.join(format!(".{}.part", name.marker_name()));
+    let marker_part = out.join(super::upload::temp_name(&name.marker_name()));
     fs::write(&marker_part, format!("{sha256}  {}\n", name.file_name()))
         .with_context(|| format!("writing {}", marker_part.display()))?;
     fs::rename(&marker_part, &marker)

@@ -10,39 +10,26 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use artifact_name::{ArtifactName, Ext};
-use chrono::{DateTime, Utc};
+use artifact_name::{exit_codes, ArtifactName, Ext};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use clap::{Parser, Subcommand};
 
 mod deliver;
-
-/// Exit codes, as documented in `--help`.
-mod exit_codes {
-    /// The command did what it was asked.
-    pub const OK: u8 = 0;
-    /// The input is not valid (a name or a part outside the contract), or
-    /// `deliver` could not pack the build.
-    pub const INVALID: u8 = 1;
-    /// The command line itself is wrong (clap's own code).
-    pub const USAGE: u8 = 2;
-    /// `deliver`: the upload failed on at least one target.
-    pub const UPLOAD_FAILED: u8 = 3;
-    /// `deliver --wait`: the switcher marked the delivered artifact failed.
-    pub const DEPLOY_FAILED: u8 = 4;
-    /// `deliver --wait`: the artifact did not run before `--wait-timeout`.
-    pub const WAIT_TIMED_OUT: u8 = 5;
-}
 
 /// Formats and parses artifact names: <kind>_<build time>_<version>_<branch>.<ext>
 ///
 /// The build time is UTC in ISO 8601 basic form (20261126T235012Z); the
 /// branch is the git branch with every '/' written as '~'.
 ///
-/// Exit codes: 0 done (deliver: uploaded everywhere, and running with
-/// --wait); 1 the name or a part is not valid, or the build cannot be packed
-/// (the reason is on stderr); 2 the command line is wrong; 3 deliver: the
-/// upload failed on some target; 4 deliver --wait: the switcher marked the
-/// artifact failed; 5 deliver --wait: timed out.
+/// Exit codes (one table for collector, switcher and artifact-name, see the
+/// README): 0 done (deliver: uploaded everywhere, and running with --wait);
+/// 1 the name or a part is not valid, or the build cannot be packed (the
+/// reason is on stderr); 2 the command line is wrong; 3 deliver --wait: the
+/// switcher marked the artifact failed (the deploy failed); 6 deliver: the
+/// upload failed on some target; 7 deliver --wait: timed out; 8 deliver
+/// --wait: held on the VM (frozen, or a component pinned); 130, 143
+/// deliver: cancelled by SIGINT, SIGTERM (the upload was stopped and its
+/// temporary files removed).
 #[derive(Debug, Parser)]
 #[command(name = "artifact-name", version, max_term_width = 100)]
 struct Cli {
@@ -72,7 +59,7 @@ enum Command {
         #[arg(long)]
         branch: String,
         /// The build time, RFC 3339 (converted to UTC); defaults to now.
-        #[arg(long, value_name = "RFC3339")]
+        #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
         time: Option<DateTime<Utc>>,
         /// The archive format: tar.gz, tgz, tar.zst or tar.
         #[arg(long, default_value = "tar.zst", value_parser = parse_ext)]
@@ -88,10 +75,30 @@ enum Command {
     /// the VMs' drop folders over ssh, and optionally waits until it runs.
     ///
     /// Prints the artifact's file name on stdout; progress goes to stderr.
-    /// Exit codes: 0 delivered (and running, with --wait); 1 invalid input or
-    /// packing error; 2 usage; 3 the upload failed on some target; 4 --wait:
-    /// the switcher marked it failed; 5 --wait: timed out.
+    /// Exit codes: 0 delivered (and with --wait, running, or superseded by
+    /// a build made later); 1 invalid input or packing error; 2 usage; 3 --wait: the
+    /// switcher marked it failed; 6 the upload failed on some target; 7
+    /// --wait: timed out; 8 --wait: held on the VM (frozen, or a component
+    /// pinned); 130, 143 cancelled by SIGINT, SIGTERM.
     Deliver(Box<deliver::DeliverArgs>),
+}
+
+/// `--time`: RFC 3339, converted to UTC. A time without a zone would be
+/// ambiguous (the runner's zone? UTC?), so it is refused, saying so
+/// (chrono's own words, "premature end of input", do not).
+pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    let expected =
+        "expected RFC 3339 with a zone, like 2026-11-30T01:02:03Z or 2026-11-30T02:02:03+01:00";
+    match s.parse::<DateTime<Utc>>() {
+        Ok(time) => Ok(time),
+        Err(_) if s.parse::<NaiveDateTime>().is_ok() => Err(format!(
+            "{s:?} has no zone: {expected} (a `Z` for UTC, or the offset)"
+        )),
+        Err(_) if s.parse::<NaiveDate>().is_ok() => Err(format!(
+            "{s:?} is a date without a time and a zone: {expected}"
+        )),
+        Err(err) => Err(format!("{s:?} is not a time: {expected} ({err})")),
+    }
 }
 
 fn parse_ext(s: &str) -> Result<Ext, String> {
@@ -103,7 +110,7 @@ fn parse_ext(s: &str) -> Result<Ext, String> {
 /// `--generate KIND`, or the help and a usage error when no command is given.
 ///
 /// The same generators as collector's and switcher's (deploy_root::generate),
-/// written out here because deploy-root depends on this crate.
+/// written out here so that CI's binary does not pull in deploy-root.
 fn generate(kind: Option<&str>, out: &mut dyn Write) -> anyhow::Result<u8> {
     use clap::CommandFactory;
     use clap_complete::Shell;
