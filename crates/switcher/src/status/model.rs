@@ -213,7 +213,7 @@ impl SyncState {
 pub struct Problem {
     /// A stable identifier: `down`, `unhealthy`, `out-of-sync`,
     /// `deploy-failed`, `collector-not-running`, `switcher-not-running`,
-    /// `switch-stuck`,
+    /// `switch-stuck`, `build-held`,
     /// `collector-error`, `state-unreadable`, `upload-waiting`,
     /// `quarantined`, `history-unreadable`.
     pub rule: &'static str,

@@ -552,6 +552,14 @@ fn global_problems(
             });
         }
     }
+    // A build the switcher holds back (dated ahead of this VM's clock)
+    // would otherwise only show as Last != Running with no reason.
+    for (artifact, reason) in &switcher.held {
+        problems.push(Problem {
+            rule: "build-held",
+            message: format!("{artifact} is not deployed: {reason}"),
+        });
+    }
     if let Some(err) = &collector.last_error {
         problems.push(Problem {
             rule: "collector-error",
