@@ -42,6 +42,14 @@ pub enum Step {
     Start,
     /// Checking that it listens and is healthy.
     Verify,
+    /// Blue-green: starting the new release on the idle slot and checking
+    /// it there; the old one serves, untouched.
+    IdleStart,
+    /// Blue-green: moving traffic (the upstream file, nginx's reload, the
+    /// check through nginx, current/).
+    Route,
+    /// Blue-green: traffic moved; the old release drains, then stops.
+    Drain,
     /// Going back to the from-release after a failure.
     Rollback,
     /// Writing the state files.
@@ -57,6 +65,9 @@ impl Step {
             Step::Flip => "flip",
             Step::Start => "start",
             Step::Verify => "verify",
+            Step::IdleStart => "idle-start",
+            Step::Route => "route",
+            Step::Drain => "drain",
             Step::Rollback => "rollback",
             Step::Record => "record",
         }
@@ -87,6 +98,10 @@ pub struct Journal {
     /// When the pass started.
     #[serde(with = "serde_rfc3339")]
     pub started_at: DateTime<Utc>,
+    /// Blue-green: the slot each blue-green component of the unit moves to
+    /// (the from-release serves on the other); see [`crate::bluegreen`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slots: BTreeMap<String, deploy_root::state::Slot>,
 }
 
 /// Reads the journal, if there is one.

@@ -14,7 +14,9 @@ use crate::exit_codes;
 use crate::journal::{self, Journal, Step};
 use crate::recover::{self, Recovery};
 use crate::switch::Outcome;
-use crate::{history, logs, plan, record, release, retention, staged, status, switch, transitions};
+use crate::{
+    bluegreen, history, logs, plan, record, release, retention, staged, status, switch, transitions,
+};
 
 /// Runs one pass and returns the exit code.
 pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
@@ -29,6 +31,10 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
         return Ok(exit_codes::OK);
     };
     fault::point("switcher:after-lock");
+    // nginx cannot load a site whose upstream include is missing.
+    if let Err(e) = bluegreen::ensure_upstreams(config, layout) {
+        tracing::warn!("writing the nginx upstream files: {e:#}");
+    }
     // Before any command writes: bounded logs whatever the pass does.
     if let Err(e) = logs::rotate(config, layout) {
         tracing::warn!("rotating the command logs: {e:#}");
@@ -116,6 +122,7 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
         attempts,
         failure: None,
         started_at: at,
+        slots: BTreeMap::new(),
     };
     journal::save(layout, &j)?;
     let mut steps: Vec<(String, u64)> = Vec::new();
@@ -172,6 +179,7 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
     steps.push(("switch".into(), ms(t)));
     journal::step(layout, &mut j, Step::Record)?;
     fault::point("switcher:before-state-write");
+    bluegreen::record(&mut st, &j, matches!(outcome, Outcome::Done));
     let code = match outcome {
         Outcome::Done => {
             record::deployed(&mut st, &to, Utc::now());
