@@ -23,7 +23,8 @@ struct Site {
     ports: [u16; 2],
 }
 
-fn config_text(sb: &Sandbox, blue_green: bool, ports: [u16; 2], reload: &str) -> String {
+/// The sandbox's config, blue-green or restart, with `nginx.reload`.
+pub fn config_text(sb: &Sandbox, blue_green: bool, ports: [u16; 2], reload: &str) -> String {
     let app = bins::bin("cutover-demo-app");
     let backend = if blue_green {
         // One instance per slot: the pidfile and the port are the slot's,
