@@ -10,7 +10,10 @@
 //! [`crate::switch`]), so a pass cut short at flip or start reads as cut
 //! short at stop. Recovery (see [`crate::recover`]) undoes everything from `stop` on by going back to
 //! the from-release; before `stop` nothing running was touched, so it only
-//! removes half-made folders. The journal exists only while a pass is under
+//! removes half-made folders. A blue-green switch (see [`crate::bluegreen`])
+//! writes idle-start, route and drain instead of stop and verify, and the
+//! slots it moves to; recovery moves traffic back from any of them. The
+//! journal exists only while a pass is under
 //! way (the status page reads its presence as "switching"). It counts
 //! interrupted attempts: recovery hands the count to the pass that runs
 //! right after it in the same process, which writes it into its own journal

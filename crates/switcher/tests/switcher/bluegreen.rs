@@ -230,7 +230,53 @@ fn a_release_that_fails_on_the_idle_slot_interrupts_nothing() {
         "{state:#}"
     );
     let status = switcher(sb, &["status"]);
-    status.stdout_has("failed on the idle slot; nothing was interrupted");
+    status
+        .stdout_has("failed on the idle slot; nothing was interrupted")
+        .stdout_has(&format!(
+            "blue slot serves (port {}); green slot (port {}): {}, stopped",
+            site.ports[0],
+            site.ports[1],
+            bad.name().stem()
+        ));
+    let json = sb.state_json("deploy-status.json");
+    assert_eq!(
+        json["components"]["backend"]["blue_green"]["slot"], "blue",
+        "{json:#}"
+    );
+}
+
+#[test]
+fn a_route_that_never_comes_moves_traffic_back_without_restarting_the_old_release() {
+    let site = Site::new(true);
+    let sb = &site.sb;
+    stage(sb, &demo("full", "1.0.0", 1));
+    switcher(sb, &[]).success();
+    let pid = fs::read_to_string(sb.path("state/backend-blue.pid")).unwrap();
+    // A reload that does nothing: nginx keeps routing to blue, so the
+    // check through nginx never sees green.
+    sb.write_config_text(&config_text(sb, true, site.ports, "true"));
+    let v2 = demo("full", "2.0.0", 2);
+    stage(sb, &v2);
+    let run = switcher(sb, &[]);
+    run.code_is(3).stderr_has("moving traffic back");
+    assert_eq!(site.serves(), "200 backend 1.0.0", "{run}");
+    assert_eq!(
+        fs::read_to_string(sb.path("state/backend-blue.pid")).unwrap(),
+        pid,
+        "the old release was still running: going back needs no start\n{run}"
+    );
+    assert_eq!(site.listening(), [true, false], "{run}");
+    let state = sb.state_json("switcher.json");
+    assert_eq!(
+        state["failed"][v2.name().file_name()]["step"],
+        "route",
+        "{state:#}"
+    );
+    assert_eq!(state["components"]["backend"]["slot"], "blue", "{state:#}");
+    assert_eq!(
+        current(sb, "backend").as_deref(),
+        Some(demo("full", "1.0.0", 1).name().stem())
+    );
 }
 
 #[test]
