@@ -376,6 +376,9 @@ fn restore_with(
 ) -> anyhow::Result<Result<(), String>> {
     let timeout = config.switcher.command_timeout;
     let mut problems = Vec::new();
+    // Components whose from-release cannot serve again: whatever serves
+    // them now (the new slot, maybe) is left alone rather than stopped.
+    let mut stuck = std::collections::BTreeSet::new();
     for (c, &to_slot) in slots {
         let comp = switch::component(config, c)?;
         let back = to_slot.other();
@@ -389,6 +392,7 @@ fn restore_with(
                 "{c}: the release to go back to, {}, is not on disk",
                 layout.release(c, &r.release).display()
             ));
+            stuck.insert(c.clone());
             continue;
         }
         let health = comp.health_url_on(port);
@@ -417,15 +421,19 @@ fn restore_with(
                 crate::verify::verify_at(port, health.as_deref(), config.switcher.verify_timeout)
             {
                 problems.push(format!("{c}: {} {why}", r.release));
+                stuck.insert(c.clone());
                 continue;
             }
         }
         if let Err(why) = route(config, layout, c, comp, port)? {
             problems.push(format!("{c}: moving traffic back: {why}"));
+            stuck.insert(c.clone());
         }
     }
     fault::point("switcher:bg-mid-rollback");
-    for c in components {
+    // A unit moves as one: if one component stays where it is, so do the
+    // links of all (current/ names what serves).
+    for c in components.iter().filter(|_| stuck.is_empty()) {
         match from.get(c).cloned().flatten() {
             Some(r) if layout.current_release(c).as_deref() != Some(r.release.as_str()) => {
                 switch::flip(layout, c, &r.release)?;
@@ -436,7 +444,7 @@ fn restore_with(
     }
     // Only now that nginx routes to the from-slot (or nothing served
     // before) does the other one stop.
-    for (c, &to_slot) in slots {
+    for (c, &to_slot) in slots.iter().filter(|(c, _)| !stuck.contains(*c)) {
         let comp = switch::component(config, c)?;
         let Some(cmd) = &comp.stop else { continue };
         let mut ctx = switch::current_context(layout, c, "stop", None);
