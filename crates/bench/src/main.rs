@@ -54,7 +54,8 @@ struct Cli {
     /// Where to write the report [default: BENCHMARKS.md in the workspace].
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
-    /// Only the groups named (idle, drop, release, switch); all by default.
+    /// Only the groups named (idle, drop, release, switch, bluegreen); all
+    /// by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -231,6 +232,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         eprintln!("switch: overhead, port closed, marker to answering");
         settle();
         switch::run(&mut ctx)?;
+    }
+    if wanted("bluegreen") {
+        eprintln!("switch: failed requests, blue-green vs restart");
+        settle();
+        switch::run_load(&mut ctx)?;
     }
     if wanted("drop") {
         eprintln!("collector over drop folders");

@@ -9,6 +9,7 @@
 //! - [`staged`], [`plan`]: what is staged and what to take into service.
 //! - [`release`], [`unpack`]: making release folders, safely.
 //! - [`switch`], [`command`], [`verify`]: stop, flip, start, verify, go back.
+//! - [`bluegreen`] (with [`upstream`]): start beside, move nginx's traffic, drain.
 //! - [`journal`], [`recover`]: crash safety.
 //! - [`record`], [`history`], [`failure`]: what a pass writes down.
 //! - [`retention`]: pruning releases and staging; [`logs`]: rotating command logs.
@@ -21,6 +22,7 @@
 pub mod probe;
 pub mod status;
 
+pub mod bluegreen;
 pub mod check;
 pub mod cli;
 pub mod command;
@@ -46,4 +48,5 @@ pub mod switch;
 pub mod systemd_dropin;
 pub mod transitions;
 pub mod unpack;
+pub mod upstream;
 pub mod verify;
