@@ -31,6 +31,9 @@ _switcher() {
             switcher,status)
                 cmd="switcher__subcmd__status"
                 ;;
+            switcher,watch)
+                cmd="switcher__subcmd__watch"
+                ;;
             switcher__subcmd__help,check)
                 cmd="switcher__subcmd__help__subcmd__check"
                 ;;
@@ -46,6 +49,9 @@ _switcher() {
             switcher__subcmd__help,status)
                 cmd="switcher__subcmd__help__subcmd__status"
                 ;;
+            switcher__subcmd__help,watch)
+                cmd="switcher__subcmd__help__subcmd__watch"
+                ;;
             *)
                 ;;
         esac
@@ -53,7 +59,7 @@ _switcher() {
 
     case "${cmd}" in
         switcher)
-            opts="-v -q -h -V --config --dry-run --verbose --quiet --generate --help --version rollback releases status check help"
+            opts="-v -q -h -V --config --dry-run --verbose --quiet --generate --help --version rollback releases status check watch help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -101,7 +107,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__help)
-            opts="rollback releases status check help"
+            opts="rollback releases status check watch help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -184,6 +190,20 @@ _switcher() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        switcher__subcmd__help__subcmd__watch)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         switcher__subcmd__releases)
             opts="-v -q -h --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -222,6 +242,24 @@ _switcher() {
             ;;
         switcher__subcmd__status)
             opts="-v -q -h --json --config --dry-run --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        switcher__subcmd__watch)
+            opts="-v -q -h --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use deploy_root::logging::LogArgs;
 use deploy_root::{Config, Layout};
 
-use crate::{check, dry_run, exit_codes, pass, releases_cmd, rollback, status};
+use crate::{check, dry_run, exit_codes, pass, releases_cmd, rollback, status, watch};
 
 /// Takes the newest staged artifact into service: prepares its release,
 /// stops the service, flips current/ atomically, starts it and verifies it,
@@ -81,6 +81,14 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value = "/etc/nginx")]
         nginx_dir: PathBuf,
     },
+    /// Run until stopped: collector then switcher within a second of an
+    /// upload's marker landing in the drop folder (inotify), and every
+    /// status.period anyway.
+    ///
+    /// Takes the same locks as cron's runs, so it can run beside them.
+    /// SIGTERM or SIGINT lets the pass under way finish, then exits 0. The
+    /// collector is the `collector` binary beside this one, else on PATH.
+    Watch,
 }
 
 /// Parses the command line and runs it.
@@ -144,6 +152,7 @@ pub fn run() -> anyhow::Result<u8> {
                 exit_codes::CHECK_FAILED
             })
         }
+        Some(Command::Watch) => watch::run(&config, &layout, cli.log),
     }
 }
 

@@ -14,6 +14,7 @@
 //! - [`retention`]: pruning releases and staging; [`logs`]: rotating command logs.
 //! - [`transitions`]: one line when a component goes DOWN or unhealthy, or recovers.
 //! - [`rollback`], [`releases_cmd`]: the subcommands.
+//! - [`watch`]: `switcher watch`, collector and switcher within a second of an upload.
 
 pub mod probe;
 pub mod status;
@@ -40,3 +41,4 @@ pub mod switch;
 pub mod transitions;
 pub mod unpack;
 pub mod verify;
+pub mod watch;
