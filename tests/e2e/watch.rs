@@ -361,3 +361,33 @@ fn sigint_while_idle_exits_0_at_once() {
         .unwrap_or_else(|| panic!("the watcher did not exit after SIGINT\n{}", w.log()));
     assert_eq!(status.code(), Some(0), "{status}\n{}", w.log());
 }
+
+#[test]
+fn a_lock_held_by_cron_delays_the_round_until_it_is_released() {
+    let sb = sandbox();
+    deploy_first(&sb);
+    let w = Watcher::start(&sb, &bin("switcher"), &[]);
+    let started = Instant::now();
+    while !w.log().contains("round done") && started.elapsed() < WITHIN {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A cron collector at work: the watcher must leave drop/ to it.
+    let held = deploy_root::lock::try_lock(&sb.path("state/collector.lock"))
+        .unwrap()
+        .expect("the collector lock is free");
+    ArchiveBuilder::demo("full", "2.0.0")
+        .minute(2)
+        .drop_into(&sb.drop_dir());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        sb.names("staging").iter().all(|n| !n.contains("2.0.0")),
+        "the watcher collected while another collector held the lock\n{}",
+        w.log()
+    );
+    assert_eq!(served(&sb), "backend 1.0.0");
+    // The lock goes (cron's collector ended without seeing the marker):
+    // the watcher tries again by itself, well before its hour-long period.
+    drop(held);
+    wait_serving(&sb, &w, "2.0.0");
+    assert_settled(&sb, "2.0.0", &w);
+}
