@@ -391,3 +391,14 @@ fn a_lock_held_by_cron_delays_the_round_until_it_is_released() {
     wait_serving(&sb, &w, "2.0.0");
     assert_settled(&sb, "2.0.0", &w);
 }
+
+#[test]
+fn watch_refuses_dry_run_instead_of_deploying() {
+    let sb = sandbox();
+    ArchiveBuilder::demo("full", "1.0.0")
+        .minute(1)
+        .drop_into(&sb.drop_dir());
+    let run = sb.run("switcher", &["--dry-run", "watch"]);
+    run.code_is(2).stderr_has("no --dry-run");
+    assert!(sb.names("staging").is_empty(), "{run}");
+}

@@ -152,7 +152,7 @@ pub fn run() -> anyhow::Result<u8> {
                 exit_codes::CHECK_FAILED
             })
         }
-        Some(Command::Watch) => watch::run(&config, &layout, cli.log),
+        Some(Command::Watch) => watch::run(&config, &layout, cli.log, cli.dry_run),
     }
 }
 

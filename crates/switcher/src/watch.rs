@@ -361,7 +361,16 @@ struct Watcher<'a> {
 }
 
 /// Runs `switcher watch` until SIGTERM or SIGINT; returns the exit code.
-pub fn run(config: &Config, layout: &Layout, log: LogArgs) -> anyhow::Result<u8> {
+/// With `dry_run` (the global `--dry-run`) it refuses: watching is all
+/// doing, and `switcher --dry-run` already says what a pass would do.
+pub fn run(config: &Config, layout: &Layout, log: LogArgs, dry_run: bool) -> anyhow::Result<u8> {
+    if dry_run {
+        eprintln!(
+            "switcher: watch has no --dry-run (it deploys what arrives); \
+             `switcher --dry-run` says what the next pass would do"
+        );
+        return Ok(artifact_name::exit_codes::USAGE);
+    }
     let signals = StopSignals::block()?;
     let mut watch = DropWatch::new(&layout.drop)?;
     watch.rewatch();
