@@ -131,12 +131,12 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
 fn latency(ctx: &mut Ctx) -> anyhow::Result<()> {
     let deploys = ctx.mode.pick(30, 10, 2);
     let dir = ctx.fresh("watch-latency")?;
-    let _reaper = Reaper::start()?;
+    let reaper = Reaper::start()?;
     let app = ctx.bin("cutover-demo-app");
     let port = free_port()?;
     let root_path = dir.join("root");
     let pid = root_path.join("state/backend.pid");
-    let _stopper = Stopper(vec![pid.clone()]);
+    let stopper = Stopper(vec![pid.clone()]);
     let stop = format!(
         "start-stop-daemon --stop --pidfile {pid} --remove-pidfile --oknodo --retry TERM/5/KILL/5",
         pid = pid.display()
@@ -240,6 +240,9 @@ fn latency(ctx: &mut Ctx) -> anyhow::Result<()> {
             fmt_dur(sorted[sorted.len() - 1]),
         ),
     );
+    // In this order: the backend's pidfile is under `dir`.
+    drop(stopper);
+    drop(reaper);
     crate::remove(&dir)
 }
 
