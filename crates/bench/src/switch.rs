@@ -42,14 +42,14 @@ ln -sfn "$RELEASES/$ID/backend" "$CURRENT"
 start-stop-daemon --start --background --make-pidfile --pidfile "$PID" --chdir "$CURRENT" --output "$OUT" --exec "$APP" -- serve --port "$PORT" --release ."#;
 
 /// Nanoseconds since the epoch (the clock `date +%s%N` reads).
-fn now_ns() -> i128 {
+pub(crate) fn now_ns() -> i128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// Stops every demo backend a pidfile names, whatever happened.
-struct Stopper(Vec<PathBuf>);
+pub(crate) struct Stopper(pub(crate) Vec<PathBuf>);
 
 impl Drop for Stopper {
     fn drop(&mut self) {
@@ -79,13 +79,13 @@ impl Drop for Stopper {
 /// everything else. Only zombies named like the demo app or
 /// start-stop-daemon are reaped: the bench's own children are waited for
 /// by std, which must not find them gone.
-struct Reaper {
+pub(crate) struct Reaper {
     stop: Arc<AtomicBool>,
     handle: Option<thread::JoinHandle<()>>,
 }
 
 impl Reaper {
-    fn start() -> anyhow::Result<Reaper> {
+    pub(crate) fn start() -> anyhow::Result<Reaper> {
         use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
         nix::sys::prctl::set_child_subreaper(true).context("becoming a child subreaper")?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -187,7 +187,7 @@ fn last_stamp(path: &Path) -> anyhow::Result<i128> {
         .with_context(|| format!("no timestamp in {}", path.display()))
 }
 
-fn wait_listening(port: u16) -> anyhow::Result<()> {
+pub(crate) fn wait_listening(port: u16) -> anyhow::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     for _ in 0..500 {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {

@@ -18,6 +18,7 @@
 //! - [`control`]: deploy by hand, pin, freeze, retry, follow (state/control.json).
 //! - [`check`] (with [`shell`]), [`nginx_site`], [`systemd_dropin`]: the
 //!   machine checked; the nginx site and the unit's drop-in rendered.
+//! - [`watch`]: `switcher watch`, collector and switcher within a second of an upload.
 
 pub mod probe;
 pub mod status;
@@ -50,3 +51,4 @@ pub mod transitions;
 pub mod unpack;
 pub mod upstream;
 pub mod verify;
+pub mod watch;
