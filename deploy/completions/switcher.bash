@@ -58,6 +58,9 @@ _switcher() {
             switcher,unpin)
                 cmd="switcher__subcmd__unpin"
                 ;;
+            switcher,watch)
+                cmd="switcher__subcmd__watch"
+                ;;
             switcher__subcmd__help,check)
                 cmd="switcher__subcmd__help__subcmd__check"
                 ;;
@@ -100,6 +103,9 @@ _switcher() {
             switcher__subcmd__help,unpin)
                 cmd="switcher__subcmd__help__subcmd__unpin"
                 ;;
+            switcher__subcmd__help,watch)
+                cmd="switcher__subcmd__help__subcmd__watch"
+                ;;
             *)
                 ;;
         esac
@@ -107,7 +113,7 @@ _switcher() {
 
     case "${cmd}" in
         switcher)
-            opts="-v -q -h -V --config --dry-run --verbose --quiet --generate --help --version rollback releases status check deploy pin unpin freeze unfreeze retry follow nginx-site systemd-dropin help"
+            opts="-v -q -h -V --config --dry-run --verbose --quiet --generate --help --version rollback releases status check deploy pin unpin freeze unfreeze retry follow nginx-site systemd-dropin watch help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -237,7 +243,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__help)
-            opts="rollback releases status check deploy pin unpin freeze unfreeze retry follow nginx-site systemd-dropin help"
+            opts="rollback releases status check deploy pin unpin freeze unfreeze retry follow nginx-site systemd-dropin watch help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -446,6 +452,20 @@ _switcher() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        switcher__subcmd__help__subcmd__watch)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         switcher__subcmd__nginx__subcmd__site)
             opts="-v -q -h --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -599,6 +619,24 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__unpin)
+            opts="-v -q -h --config --dry-run --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        switcher__subcmd__watch)
             opts="-v -q -h --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -6,6 +6,10 @@
 //! holding `exit` (exits at once), `no-listen` (runs but never listens) or
 //! `unhealthy` (listens, `/api/health` answers 500).
 //!
+//! The port is `--port PORT`, else `$CUTOVER_PORT` (what the switcher
+//! gives a blue-green component's commands: the slot's port), so one
+//! start command serves both slots.
+//!
 //! `demo DIR` plays the README's first command (see demo.rs).
 //!
 //! `static` is a stand-in for nginx where nginx is not installed: it serves
@@ -37,8 +41,9 @@ fn main() -> ExitCode {
             }
         };
     }
-    let Some(port) = get("--port").and_then(|p| p.parse::<u16>().ok()) else {
-        eprintln!("usage: cutover-demo-app (serve --port PORT [--release DIR] | static --port PORT --root DIR)");
+    let port = get("--port").or_else(|| std::env::var("CUTOVER_PORT").ok());
+    let Some(port) = port.and_then(|p| p.parse::<u16>().ok()) else {
+        eprintln!("usage: cutover-demo-app (serve [--port PORT] [--release DIR] | static --port PORT --root DIR); without --port, $CUTOVER_PORT");
         return ExitCode::from(2);
     };
     match args.first().map(String::as_str) {

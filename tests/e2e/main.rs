@@ -13,4 +13,5 @@ mod ops;
 mod package;
 mod status;
 mod status_glance;
+mod watch;
 mod workspace;

@@ -186,6 +186,7 @@ fn deb_builds_installs_runs_from_cron_and_purges() {
         "/etc/cron.d/cutover",
         "/lib/systemd/system/cutover.service",
         "/lib/systemd/system/cutover.timer",
+        "/lib/systemd/system/cutover-watch.service",
         "/usr/share/man/man1/switcher.1.gz",
         "/usr/share/man/man1/collector.1.gz",
         "/usr/share/bash-completion/completions/switcher",

@@ -166,6 +166,12 @@ impl Nginx {
         http_get(self.port, path)
     }
 
+    /// A command that makes this nginx reload its config gracefully (what
+    /// `nginx -s reload` does: SIGHUP to the master), for `nginx.reload`.
+    pub fn reload_command(&self) -> String {
+        format!("kill -HUP {}", self.child.id())
+    }
+
     /// `http://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)

@@ -178,9 +178,15 @@ impl Default for Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        // Never leave a demo backend running after a test.
-        if let Some(pid) = self.backend_pid() {
-            let _ = Command::new("kill").arg(pid.to_string()).output();
+        // Never leave a demo backend running after a test (blue-green
+        // backends keep one pidfile per slot).
+        for name in ["backend.pid", "backend-blue.pid", "backend-green.pid"] {
+            let pid = fs::read_to_string(self.root.join("state").join(name))
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok());
+            if let Some(pid) = pid {
+                let _ = Command::new("kill").arg(pid.to_string()).output();
+            }
         }
     }
 }

@@ -10,8 +10,8 @@
 //!
 //! Modules: [`measure`] (timing and RSS of children), [`machine`] (the
 //! header), [`data`] (archives, drop folders, deploy roots), one module per
-//! group of rows ([`idle`], [`drop_folder`], [`release`], [`switch`]), and
-//! [`report`] (the table and the Markdown).
+//! group of rows ([`idle`], [`drop_folder`], [`release`], [`switch`],
+//! [`watch`]), and [`report`] (the table and the Markdown).
 
 // The table is this program's output.
 #![allow(clippy::print_stdout)]
@@ -24,6 +24,7 @@ mod measure;
 mod release;
 mod report;
 mod switch;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,7 +55,8 @@ struct Cli {
     /// Where to write the report [default: BENCHMARKS.md in the workspace].
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
-    /// Only the groups named (idle, drop, release, switch); all by default.
+    /// Only the groups named (idle, drop, release, switch, bluegreen, watch);
+    /// all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -231,6 +233,16 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         eprintln!("switch: overhead, port closed, marker to answering");
         settle();
         switch::run(&mut ctx)?;
+    }
+    if wanted("bluegreen") {
+        eprintln!("switch: failed requests, blue-green vs restart");
+        settle();
+        switch::run_load(&mut ctx)?;
+    }
+    if wanted("watch") {
+        eprintln!("watch: marker to answering, idle CPU and memory");
+        settle();
+        watch::run(&mut ctx)?;
     }
     if wanted("drop") {
         eprintln!("collector over drop folders");

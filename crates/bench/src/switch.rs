@@ -42,14 +42,14 @@ ln -sfn "$RELEASES/$ID/backend" "$CURRENT"
 start-stop-daemon --start --background --make-pidfile --pidfile "$PID" --chdir "$CURRENT" --output "$OUT" --exec "$APP" -- serve --port "$PORT" --release ."#;
 
 /// Nanoseconds since the epoch (the clock `date +%s%N` reads).
-fn now_ns() -> i128 {
+pub(crate) fn now_ns() -> i128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// Stops every demo backend a pidfile names, whatever happened.
-struct Stopper(Vec<PathBuf>);
+pub(crate) struct Stopper(pub(crate) Vec<PathBuf>);
 
 impl Drop for Stopper {
     fn drop(&mut self) {
@@ -79,13 +79,13 @@ impl Drop for Stopper {
 /// everything else. Only zombies named like the demo app or
 /// start-stop-daemon are reaped: the bench's own children are waited for
 /// by std, which must not find them gone.
-struct Reaper {
+pub(crate) struct Reaper {
     stop: Arc<AtomicBool>,
     handle: Option<thread::JoinHandle<()>>,
 }
 
 impl Reaper {
-    fn start() -> anyhow::Result<Reaper> {
+    pub(crate) fn start() -> anyhow::Result<Reaper> {
         use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
         nix::sys::prctl::set_child_subreaper(true).context("becoming a child subreaper")?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -187,7 +187,7 @@ fn last_stamp(path: &Path) -> anyhow::Result<i128> {
         .with_context(|| format!("no timestamp in {}", path.display()))
 }
 
-fn wait_listening(port: u16) -> anyhow::Result<()> {
+pub(crate) fn wait_listening(port: u16) -> anyhow::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     for _ in 0..500 {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
@@ -465,4 +465,161 @@ fn deliver(
         c,
         s,
     ))
+}
+
+/// Requests nginx answered from the backend, and those it did not (an
+/// error page, a refused or cut connection), by one client thread.
+#[derive(Default)]
+struct Load {
+    ok: u64,
+    failed: u64,
+}
+
+/// Sends GET /api/version through nginx at `port`, one after the other,
+/// until `stop`.
+fn hammer(port: u16, stop: Arc<AtomicBool>) -> thread::JoinHandle<Load> {
+    thread::spawn(move || {
+        let mut load = Load::default();
+        while !stop.load(Ordering::Relaxed) {
+            let r = cutover_tests::nginx::http_get(port, "/api/version");
+            if r.status == 200 && r.body.starts_with("backend ") {
+                load.ok += 1;
+            } else {
+                load.failed += 1;
+            }
+        }
+        load
+    })
+}
+
+/// `switches` deploys of the demo backend behind a real nginx, blue-green
+/// or restart, under one client's load: what the client saw.
+fn switches_under_load(
+    ctx: &Ctx,
+    dir: &Path,
+    blue_green: bool,
+    switches: usize,
+) -> anyhow::Result<Load> {
+    let app = ctx.bin("cutover-demo-app");
+    let root = dir.join("root");
+    let state = root.join("state");
+    std::fs::create_dir_all(root.join("drop"))?;
+    let (nginx_port, port) = (free_port()?, free_port()?);
+    let ports = [free_port()?, free_port()?];
+    let slot_pid = |s: &str| state.join(format!("backend-{s}.pid"));
+    let _stopper = Stopper(vec![
+        state.join("backend.pid"),
+        slot_pid("blue"),
+        slot_pid("green"),
+    ]);
+    let backend = if blue_green {
+        let pid = "\"$CUTOVER_ROOT/state/backend-$CUTOVER_SLOT.pid\"";
+        let start = format!(
+            "start-stop-daemon --start --background --make-pidfile --pidfile {pid} \
+             --chdir \"$CUTOVER_RELEASE\" --output /dev/null --exec {app} -- serve --release .",
+            app = app.display()
+        );
+        let stop = format!(
+            "start-stop-daemon --stop --pidfile {pid} --remove-pidfile --oknodo --retry TERM/5/KILL/5"
+        );
+        format!(
+            "switch = \"blue-green\"\nports = [{}, {}]\n\
+             health_url = \"http://127.0.0.1:{{port}}/api/health\"\nstart = {start:?}\nstop = {stop:?}\n",
+            ports[0], ports[1]
+        )
+    } else {
+        let pid = state.join("backend.pid");
+        format!(
+            "port = {port}\nhealth_url = \"http://127.0.0.1:{port}/api/health\"\n\
+             start = {:?}\nstop = {:?}\n",
+            format!(
+                "start-stop-daemon --start --background --make-pidfile --pidfile {pid} \
+                 --chdir {current} --output /dev/null --exec {app} -- serve --port {port} --release .",
+                pid = pid.display(),
+                current = root.join("current/backend").display(),
+                app = app.display(),
+            ),
+            format!(
+                "start-stop-daemon --stop --pidfile {} --remove-pidfile --oknodo --retry TERM/5/KILL/5",
+                pid.display()
+            ),
+        )
+    };
+    let config_path = dir.join("cutover.toml");
+    let write_config = |reload: &str| {
+        std::fs::write(
+            &config_path,
+            format!(
+                "root = {root:?}\n\n[kinds]\nfull = [\"backend\", \"frontend\"]\n\n\
+                 [components.backend]\n{backend}\n[components.frontend]\nport = {nginx_port}\n\n\
+                 [nginx]\nlisten = \"127.0.0.1:{nginx_port}\"\nreload = {reload:?}\n",
+                root = root.display().to_string(),
+            ),
+        )
+    };
+    write_config("true")?;
+    let switcher = Cmd::new(ctx.bin("switcher"), &[]).env("CUTOVER_CONFIG", &config_path);
+    // The upstream include must exist before nginx loads the site.
+    switcher
+        .time()
+        .context("a first pass with nothing staged")?;
+    let config = deploy_root::Config::load(&config_path)?;
+    let site = switcher::nginx_site::render(&config).map_err(anyhow::Error::msg)?;
+    let web = cutover_tests::nginx::Nginx::start(&site, nginx_port);
+    write_config(&web.reload_command())?;
+    let staging = root.join("staging");
+    std::fs::create_dir_all(&staging)?;
+    ArchiveBuilder::demo("full", "1.0.0")
+        .minute(1)
+        .drop_into(&staging);
+    switcher.time().context("the first deploy")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = hammer(nginx_port, stop.clone());
+    for i in 0..switches {
+        ArchiveBuilder::demo("full", &format!("1.{}.0", i + 1))
+            .minute(2 + i as i64)
+            .drop_into(&staging);
+        switcher.time()?;
+    }
+    stop.store(true, Ordering::Relaxed);
+    client
+        .join()
+        .map_err(|_| anyhow::anyhow!("the client thread panicked"))
+}
+
+/// Failed requests during switches under the same load: blue-green
+/// against restart (the `bluegreen` group).
+pub fn run_load(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let switches = ctx.mode.pick(20, 5, 2);
+    let dir = ctx.fresh("bluegreen")?;
+    let reaper = Reaper::start()?;
+    let bg = switches_under_load(ctx, &dir.join("blue-green"), true, switches)?;
+    let restart = switches_under_load(ctx, &dir.join("restart"), false, switches)?;
+    ctx.row(Row {
+        what: format!(
+            "failed requests during {switches} switches: blue-green vs restart, same load"
+        ),
+        ours: format!("{} of {}", bg.failed, bg.ok + bg.failed),
+        reference: format!(
+            "{} of {} (switch = \"restart\")",
+            restart.failed,
+            restart.ok + restart.failed
+        ),
+        ratio: None,
+        target: "0".into(),
+        met: Some(bg.failed == 0),
+    });
+    ctx.note(
+        GROUP,
+        format!(
+            "Blue-green vs restart: real nginx in front of the demo backend; one client thread \
+             sends GET /api/version through nginx, one request after the other, for the whole \
+             of {switches} switcher passes each deploying a new `full` release. A request \
+             fails when nginx does not answer 200 from the backend (502, refused, cut). \
+             Blue-green: start on the idle slot, verify, upstream + reload, route check, \
+             drain (2 s), stop the old one; restart: stop, flip, start."
+        ),
+    );
+    drop(reaper);
+    crate::remove(&dir)
 }

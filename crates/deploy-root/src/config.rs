@@ -71,8 +71,22 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Component {
-    /// The TCP port it listens on (checked on 127.0.0.1).
+    /// The TCP port it listens on (checked on 127.0.0.1). For a blue-green
+    /// component, not set in the file: the blue slot's port (`ports[0]`).
+    #[serde(default)]
     pub port: u16,
+    /// How a new release takes over: `restart` (stop, flip, start) or
+    /// `blue-green` (start on the idle slot, move nginx's traffic, drain,
+    /// stop the old one; see the switcher's `bluegreen`).
+    #[serde(default)]
+    pub switch: SwitchMode,
+    /// Blue-green: the two slots' ports, blue then green.
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    /// Blue-green: how long the old release keeps running after traffic
+    /// moved, so that requests it still serves can finish.
+    #[serde(default = "default_drain", deserialize_with = "duration")]
+    pub drain: Duration,
     /// An HTTP URL that must answer 2xx when the component is healthy.
     #[serde(default)]
     pub health_url: Option<String>,
@@ -94,6 +108,36 @@ pub struct Component {
     /// Folders in the release replaced by links to shared/<component>/<dir>.
     #[serde(default)]
     pub linked_dirs: Vec<String>,
+}
+
+/// How a component switches releases.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SwitchMode {
+    /// Stop the old release, flip current/, start the new one.
+    #[default]
+    Restart,
+    /// Start the new release beside the old one, then move traffic.
+    BlueGreen,
+}
+
+fn default_drain() -> Duration {
+    Duration::from_secs(2)
+}
+
+impl Component {
+    /// Whether the component switches blue-green.
+    pub fn is_blue_green(&self) -> bool {
+        self.switch == SwitchMode::BlueGreen
+    }
+
+    /// The health URL for an instance on `port`: `{port}` (required in a
+    /// blue-green component's URL) becomes the port.
+    pub fn health_url_on(&self, port: u16) -> Option<String> {
+        self.health_url
+            .as_ref()
+            .map(|u| u.replace("{port}", &port.to_string()))
+    }
 }
 
 /// `[collector]`.
@@ -202,6 +246,10 @@ pub struct NginxConfig {
     /// The component that /api/ is proxied to (127.0.0.1:<its port>); by
     /// default `backend` where there is one.
     pub backend: Option<String>,
+    /// The command that makes nginx read its config again (`systemctl
+    /// reload nginx`); needed by blue-green components, whose traffic moves
+    /// by a rewritten upstream and a graceful reload.
+    pub reload: Option<String>,
 }
 
 /// `listen`: a port number or text (`"127.0.0.1:8081"`).
@@ -347,7 +395,7 @@ impl Config {
         let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let absolutize = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-        let config = Config {
+        let mut config = Config {
             path: path.to_path_buf(),
             root: absolutize(raw.root),
             drop: raw.drop.map(absolutize),
@@ -362,6 +410,13 @@ impl Config {
         config
             .check()
             .map_err(|(key, message)| err(Some(key), message))?;
+        // The rest of the code (Status, check) reads `port`: for a
+        // blue-green component it is the blue slot's.
+        for c in config.components.values_mut() {
+            if c.is_blue_green() {
+                c.port = c.ports[0];
+            }
+        }
         Ok(config)
     }
 
@@ -390,10 +445,26 @@ impl Config {
                     "expected a component name of [a-z][a-z0-9-]*".into(),
                 ));
             }
-            if c.port == 0 {
+            if c.is_blue_green() {
+                check_blue_green(name, c)?;
+            } else if c.port == 0 {
                 return Err((
                     key("port"),
-                    "expected a port number from 1 to 65535, found 0".into(),
+                    "expected a port number from 1 to 65535, found 0 or nothing".into(),
+                ));
+            } else if !c.ports.is_empty() {
+                return Err((
+                    key("ports"),
+                    "expected no ports: two ports are for switch = \"blue-green\" (this component restarts on `port`)".into(),
+                ));
+            } else if c
+                .health_url
+                .as_deref()
+                .is_some_and(|u| u.contains("{port}"))
+            {
+                return Err((
+                    key("health_url"),
+                    "expected a URL without {port}: only a blue-green component's URL names its slot's port".into(),
                 ));
             }
             match (&c.stop, &c.start) {
@@ -528,7 +599,8 @@ impl Config {
             return Err(("status.period".into(), "expected more than 0 s".into()));
         }
         self.notify.check()?;
-        self.check_nginx()
+        self.check_nginx()?;
+        self.check_blue_green_units()
     }
 
     /// `[nginx]`: the components it names exist, and nginx listens on the
@@ -576,6 +648,56 @@ impl Config {
         Ok(())
     }
 
+    /// What blue-green needs beyond one component: nginx routes to it and
+    /// can be reloaded, and no kind carries it with a component that must
+    /// be stopped and started (it would not be zero-downtime, and the two
+    /// ways of going back do not mix).
+    fn check_blue_green_units(&self) -> Result<(), (String, String)> {
+        for name in self
+            .components
+            .iter()
+            .filter(|(_, c)| c.is_blue_green())
+            .map(|(n, _)| n)
+        {
+            if self.nginx_backend().map(|(n, _)| n) != Some(name.as_str()) {
+                return Err((
+                    format!("components.{name}.switch"),
+                    format!(
+                        "expected the component nginx proxies /api/ to (nginx.backend) for \"blue-green\": nginx moves its traffic, and it proxies to {}",
+                        self.nginx_backend().map_or("no component".to_string(), |(n, _)| format!("{n:?}"))
+                    ),
+                ));
+            }
+            if self
+                .nginx
+                .reload
+                .as_deref()
+                .map_or(true, |r| r.trim().is_empty())
+            {
+                return Err((
+                    "nginx.reload".into(),
+                    format!("expected the command that reloads nginx (\"systemctl reload nginx\"): components.{name} is blue-green, and its traffic moves by a graceful reload"),
+                ));
+            }
+            for (kind, members) in &self.kinds {
+                if !members.contains(name) {
+                    continue;
+                }
+                if let Some(other) = members.iter().find(|m| {
+                    self.components
+                        .get(*m)
+                        .is_some_and(|o| !o.is_blue_green() && o.start.is_some())
+                }) {
+                    return Err((
+                        format!("kinds.{kind}"),
+                        format!("expected the blue-green component {name} beside files-only or reload-only components, found {other:?}, which has start and stop: give it its own kind"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The component nginx serves from current/<name>: `nginx.frontend`,
     /// else the component named `frontend`, if any.
     pub fn nginx_frontend(&self) -> Option<(&str, &Component)> {
@@ -607,6 +729,54 @@ impl Config {
     pub fn components_of(&self, kind: &str) -> Option<&[String]> {
         self.kinds.get(kind).map(Vec::as_slice)
     }
+}
+
+/// The keys of a `switch = "blue-green"` component, one by one.
+fn check_blue_green(name: &str, c: &Component) -> Result<(), (String, String)> {
+    let key = |k: &str| format!("components.{name}.{k}");
+    if c.port != 0 {
+        return Err((
+            key("port"),
+            "expected no port for a blue-green component: it listens on `ports`, one per slot (ports = [8081, 8082])".into(),
+        ));
+    }
+    match c.ports.as_slice() {
+        [blue, green] if *blue != 0 && *green != 0 && blue != green => {}
+        other => {
+            return Err((
+                key("ports"),
+                format!("expected two different ports from 1 to 65535, blue then green (ports = [8081, 8082]), found {other:?}"),
+            ))
+        }
+    }
+    if c.start.is_none() || c.stop.is_none() {
+        return Err((
+            key("start"),
+            "expected start and stop commands: a blue-green component is started and stopped per slot ($CUTOVER_SLOT, $CUTOVER_PORT)".into(),
+        ));
+    }
+    if c.reload.is_some() {
+        return Err((
+            key("reload"),
+            "expected no reload: a blue-green component is started on the idle slot (nginx.reload moves the traffic)".into(),
+        ));
+    }
+    match &c.health_url {
+        Some(u) if u.contains("{port}") => {}
+        Some(u) => {
+            return Err((
+                key("health_url"),
+                format!("expected {{port}} in the URL (each slot is checked on its own port), found {u:?}"),
+            ))
+        }
+        None => {
+            return Err((
+                key("health_url"),
+                "expected a health URL with {port} (\"http://127.0.0.1:{port}/api/health\"): its path is also checked through nginx after the switch".into(),
+            ))
+        }
+    }
+    Ok(())
 }
 
 /// `[a-z][a-z0-9-]*`: the shape of kind and component names.
@@ -755,6 +925,70 @@ max_unpacked_size = "2 GiB"
         assert_eq!(c.nginx_backend().map(|(n, _)| n), Some("frontend"));
         assert_eq!(listen_port("[::1]:443"), Some(443));
         assert_eq!(listen_port("x"), None);
+    }
+
+    /// GOOD with a blue-green backend (`{backend}` replaced by its keys).
+    fn blue_green(backend_keys: &str, nginx: &str) -> String {
+        let text = GOOD.replace(
+            "port = 8080\nhealth_url = \"http://127.0.0.1:8080/api/health\"\n",
+            backend_keys,
+        );
+        format!("{text}\n[nginx]\n{nginx}")
+    }
+
+    const BG: &str = "switch = \"blue-green\"\nports = [8081, 8082]\nhealth_url = \"http://127.0.0.1:{port}/api/health\"\n";
+    const RELOAD: &str = "reload = \"systemctl reload nginx\"\n";
+
+    #[test]
+    fn blue_green_keys() {
+        let c = parse(&blue_green(BG, RELOAD)).unwrap_or_else(|e| panic!("{e}"));
+        let b = &c.components["backend"];
+        assert!(b.is_blue_green());
+        assert_eq!((b.port, b.drain), (8081, Duration::from_secs(2)));
+        assert_eq!(
+            b.health_url_on(8082).as_deref(),
+            Some("http://127.0.0.1:8082/api/health")
+        );
+        assert!(!c.components["frontend"].is_blue_green());
+        fails(
+            &blue_green(&BG.replace("[8081, 8082]", "[8081]"), RELOAD),
+            &["components.backend.ports", "two different ports"],
+        );
+        fails(
+            &blue_green(&BG.replace("[8081, 8082]", "[8081, 8081]"), RELOAD),
+            &["components.backend.ports"],
+        );
+        fails(
+            &blue_green(&format!("{BG}port = 8080\n"), RELOAD),
+            &["components.backend.port", "ports"],
+        );
+        fails(
+            &blue_green(&BG.replace("{port}", "8081"), RELOAD),
+            &["components.backend.health_url", "{port}"],
+        );
+        fails(&blue_green(BG, ""), &["nginx.reload"]);
+        fails(
+            &blue_green(BG, &format!("{RELOAD}backend = \"frontend\"\n")),
+            &["components.backend.switch", "nginx.backend"],
+        );
+        fails(
+            &blue_green(&BG.replace("blue-green", "sideways"), RELOAD),
+            &["switch", "restart"],
+        );
+        fails(
+            &GOOD.replace("port = 8080\n", "port = 8080\nports = [1, 2]\n"),
+            &["components.backend.ports", "blue-green"],
+        );
+        fails(
+            &format!(
+                "{}\n[components.worker]\nport = 9000\nstart = \"a\"\nstop = \"b\"\n",
+                blue_green(BG, RELOAD).replace(
+                    "full = [\"backend\", \"frontend\"]",
+                    "full = [\"backend\", \"frontend\", \"worker\"]"
+                )
+            ),
+            &["kinds.full", "\"worker\""],
+        );
     }
 
     #[test]

@@ -168,6 +168,47 @@ pub struct ComponentState {
     /// The last failure of this component, if any.
     #[serde(default)]
     pub last_failure: Option<Failure>,
+    /// Blue-green: the slot that serves (nginx routes to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<Slot>,
+    /// Blue-green: the release the other slot held last (stopped since:
+    /// the one traffic left, or one that failed there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<String>,
+}
+
+/// A blue-green component's two instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Slot {
+    /// The first of `ports`.
+    Blue,
+    /// The second of `ports`.
+    Green,
+}
+
+impl Slot {
+    /// The other slot.
+    pub fn other(self) -> Slot {
+        match self {
+            Slot::Blue => Slot::Green,
+            Slot::Green => Slot::Blue,
+        }
+    }
+
+    /// `blue` or `green`, as in `CUTOVER_SLOT`, pidfile names and the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Slot::Blue => "blue",
+            Slot::Green => "green",
+        }
+    }
+
+    /// The slot's port among a component's `ports` (blue, green).
+    pub fn port(self, ports: &[u16]) -> u16 {
+        let i = usize::from(self == Slot::Green);
+        ports.get(i).copied().unwrap_or(0)
+    }
 }
 
 /// `state/switcher.json`.

@@ -617,6 +617,9 @@ fn check_nginx(config: &Config, opts: &CheckOptions, report: &mut Report) {
         );
         return;
     };
+    if let Some((name, backend)) = config.nginx_backend().filter(|(_, c)| c.is_blue_green()) {
+        check_upstream(config, name, backend, path, text, report);
+    }
     if *text == site || text.trim_end() == site.trim_end() {
         report.ok(format!(
             "nginx site {} serves {needle}: it is `switcher nginx-site` as is",
@@ -642,7 +645,11 @@ fn check_nginx(config: &Config, opts: &CheckOptions, report: &mut Report) {
         }
     }
     if let Some((name, backend)) = config.nginx_backend() {
-        let want = format!("http://127.0.0.1:{}", backend.port);
+        let want = if backend.is_blue_green() {
+            format!("http://{}", crate::upstream::name(name))
+        } else {
+            format!("http://127.0.0.1:{}", backend.port)
+        };
         if !has("proxy_pass", &|v| v.trim_end_matches('/') == want) {
             wrong.push(format!("it does not proxy to {want} (component {name})"));
         }
@@ -668,6 +675,56 @@ fn check_nginx(config: &Config, opts: &CheckOptions, report: &mut Report) {
                 path.display()
             ),
         );
+    }
+}
+
+/// A blue-green backend: the site nginx loads includes the upstream file
+/// the switcher rewrites, and that file routes to one of the slots.
+fn check_upstream(
+    config: &Config,
+    name: &str,
+    backend: &deploy_root::config::Component,
+    site: &Path,
+    text: &str,
+    report: &mut Report,
+) {
+    let layout = Layout::new(config);
+    let file = crate::upstream::path(&layout, name);
+    let included = directives(text)
+        .iter()
+        .any(|d| d.len() == 2 && d[0] == "include" && Path::new(&d[1]) == file);
+    if !included {
+        report.problem(
+            format!(
+                "nginx site {} does not include {}: the blue-green switch of {name} would not move nginx's traffic",
+                site.display(),
+                file.display()
+            ),
+            format!(
+                "switcher nginx-site > {} (it includes the file), then nginx -t && systemctl reload nginx",
+                site.display()
+            ),
+        );
+        return;
+    }
+    match crate::upstream::routed_port(&layout, name) {
+        Some(port) if backend.ports.contains(&port) => report.ok(format!(
+            "nginx site {} includes {}, which routes {name} to 127.0.0.1:{port}",
+            site.display(),
+            file.display()
+        )),
+        Some(port) => report.problem(
+            format!(
+                "{} routes {name} to port {port}, which is not one of its ports {:?}",
+                file.display(),
+                backend.ports
+            ),
+            "run the switcher once (a pass that deploys rewrites it), or rollback".to_string(),
+        ),
+        None => report.problem(
+            format!("{} is missing or not the switcher's", file.display()),
+            "run the switcher once: every pass writes it when it is missing".to_string(),
+        ),
     }
 }
 

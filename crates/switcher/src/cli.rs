@@ -10,7 +10,7 @@ use deploy_root::{Config, Layout};
 
 use crate::{
     check, control, dry_run, exit_codes, nginx_site, pass, releases_cmd, rollback, status,
-    systemd_dropin,
+    systemd_dropin, watch,
 };
 
 /// Takes the newest staged artifact into service: prepares its release,
@@ -103,6 +103,14 @@ pub enum Command {
     /// and drop folder (what the package writes to
     /// /etc/systemd/system/cutover.service.d/paths.conf).
     SystemdDropin,
+    /// Run until stopped: collector then switcher within a second of an
+    /// upload's marker landing in the drop folder (inotify), and every
+    /// status.period anyway.
+    ///
+    /// Takes the same locks as cron's runs, so it can run beside them.
+    /// SIGTERM or SIGINT lets the pass under way finish, then exits 0. The
+    /// collector is the `collector` binary beside this one, else on PATH.
+    Watch,
 }
 
 /// Parses the command line and runs it.
@@ -174,6 +182,7 @@ pub fn run() -> anyhow::Result<u8> {
                 exit_codes::CHECK_FAILED
             })
         }
+        Some(Command::Watch) => watch::run(&config, &layout, cli.log, cli.dry_run),
         Some(Command::NginxSite) => rendered(nginx_site::render(&config)),
         Some(Command::SystemdDropin) => rendered(systemd_dropin::render(&config, &layout)),
     }

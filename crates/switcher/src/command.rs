@@ -15,6 +15,8 @@
 //! | `CUTOVER_BRANCH`    | the release's git branch                           |
 //! | `CUTOVER_ARTIFACT`  | the release's artifact file name                   |
 //! | `CUTOVER_STEP`      | prepare, stop, start or reload                     |
+//! | `CUTOVER_SLOT`      | blue-green only: `blue` or `green`, the instance concerned |
+//! | `CUTOVER_PORT`      | blue-green only: that slot's port                  |
 //!
 //! stdin is /dev/null; stdout and stderr are appended to
 //! `state/logs/<component>-<step>.log`, a file rather than a pipe, because
@@ -55,6 +57,8 @@ pub struct CommandContext {
     pub branch: String,
     /// The release's artifact file name.
     pub artifact: String,
+    /// Blue-green: the slot the command is about, with its port.
+    pub slot: Option<(deploy_root::state::Slot, u16)>,
 }
 
 /// How a command ended.
@@ -144,8 +148,12 @@ pub fn run(
         .env("CUTOVER_VERSION", &ctx.version)
         .env("CUTOVER_BRANCH", &ctx.branch)
         .env("CUTOVER_ARTIFACT", &ctx.artifact)
-        .env("CUTOVER_STEP", &ctx.step)
-        .stdin(Stdio::null())
+        .env("CUTOVER_STEP", &ctx.step);
+    if let Some((slot, port)) = ctx.slot {
+        cmd.env("CUTOVER_SLOT", slot.as_str())
+            .env("CUTOVER_PORT", port.to_string());
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::from(file))
         .stderr(Stdio::from(err))
         .process_group(0);

@@ -13,17 +13,7 @@ use deploy_root::Layout;
 
 /// Appends `entry` as one line.
 pub fn append(layout: &Layout, entry: &HistoryEntry) -> anyhow::Result<()> {
-    let path = layout.history();
-    let mut line = serde_json::to_vec(entry).context("serializing a history entry")?;
-    line.push(b'\n');
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    file.write_all(&line)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("appending to {}", path.display()))
+    append_any(layout, entry)
 }
 
 /// Appends any serializable line the same way as [`append`] (a history

@@ -10,7 +10,10 @@
 //! [`crate::switch`]), so a pass cut short at flip or start reads as cut
 //! short at stop. Recovery (see [`crate::recover`]) undoes everything from `stop` on by going back to
 //! the from-release; before `stop` nothing running was touched, so it only
-//! removes half-made folders. The journal exists only while a pass is under
+//! removes half-made folders. A blue-green switch (see [`crate::bluegreen`])
+//! writes idle-start, route and drain instead of stop and verify, and the
+//! slots it moves to; recovery moves traffic back from any of them. The
+//! journal exists only while a pass is under
 //! way (the status page reads its presence as "switching"). It counts
 //! interrupted attempts: recovery hands the count to the pass that runs
 //! right after it in the same process, which writes it into its own journal
@@ -42,6 +45,14 @@ pub enum Step {
     Start,
     /// Checking that it listens and is healthy.
     Verify,
+    /// Blue-green: starting the new release on the idle slot and checking
+    /// it there; the old one serves, untouched.
+    IdleStart,
+    /// Blue-green: moving traffic (the upstream file, nginx's reload, the
+    /// check through nginx, current/).
+    Route,
+    /// Blue-green: traffic moved; the old release drains, then stops.
+    Drain,
     /// Going back to the from-release after a failure.
     Rollback,
     /// Writing the state files.
@@ -57,6 +68,9 @@ impl Step {
             Step::Flip => "flip",
             Step::Start => "start",
             Step::Verify => "verify",
+            Step::IdleStart => "idle-start",
+            Step::Route => "route",
+            Step::Drain => "drain",
             Step::Rollback => "rollback",
             Step::Record => "record",
         }
@@ -87,6 +101,10 @@ pub struct Journal {
     /// When the pass started.
     #[serde(with = "serde_rfc3339")]
     pub started_at: DateTime<Utc>,
+    /// Blue-green: the slot each blue-green component of the unit moves to
+    /// (the from-release serves on the other); see [`crate::bluegreen`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slots: BTreeMap<String, deploy_root::state::Slot>,
 }
 
 /// Reads the journal, if there is one.

@@ -9,6 +9,7 @@
 //! - [`staged`], [`plan`]: what is staged and what to take into service.
 //! - [`release`], [`unpack`]: making release folders, safely.
 //! - [`switch`], [`command`], [`verify`]: stop, flip, start, verify, go back.
+//! - [`bluegreen`] (with [`upstream`]): start beside, move nginx's traffic, drain.
 //! - [`journal`], [`recover`]: crash safety.
 //! - [`record`], [`history`], [`failure`]: what a pass writes down.
 //! - [`retention`]: pruning releases and staging; [`logs`]: rotating command logs.
@@ -18,10 +19,12 @@
 //! - [`control`]: deploy by hand, pin, freeze, retry, follow (state/control.json).
 //! - [`check`] (with [`shell`]), [`nginx_site`], [`systemd_dropin`]: the
 //!   machine checked; the nginx site and the unit's drop-in rendered.
+//! - [`watch`]: `switcher watch`, collector and switcher within a second of an upload.
 
 pub mod probe;
 pub mod status;
 
+pub mod bluegreen;
 pub mod check;
 pub mod cli;
 pub mod command;
@@ -48,4 +51,6 @@ pub mod switch;
 pub mod systemd_dropin;
 pub mod transitions;
 pub mod unpack;
+pub mod upstream;
 pub mod verify;
+pub mod watch;

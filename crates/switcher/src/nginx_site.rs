@@ -8,8 +8,10 @@
 //!
 //! Placeholders: `@LISTEN@`, `@ROOT@`, `@FRONTEND@` (the frontend
 //! component's name: current/<name>), `@BACKEND@` (127.0.0.1:<the backend
-//! component's port>), `@BACKEND_NAME@`. Lines from `#@if backend` to
-//! `#@end` are kept only when there is a backend component.
+//! component's port>, or `cutover_<name>`, the upstream of a blue-green
+//! backend), `@BACKEND_NAME@`. Lines from `#@if backend` to `#@end` are kept
+//! only when there is a backend component, from `#@if blue-green` to
+//! `#@end` only when it is blue-green (blocks may nest).
 
 use deploy_root::Config;
 
@@ -46,12 +48,18 @@ pub fn render(config: &Config) -> Result<String, String> {
         ));
     }
     let backend = config.nginx_backend();
+    let blue_green = backend.is_some_and(|(_, c)| c.is_blue_green());
     let mut out = String::with_capacity(TEMPLATE.len());
-    let mut keep = true;
+    // One entry per open block: whether its lines are kept.
+    let mut blocks: Vec<bool> = Vec::new();
     for line in TEMPLATE.lines() {
-        match line {
-            "#@if backend" => keep = backend.is_some(),
-            "#@end" => keep = true,
+        let keep = blocks.iter().all(|k| *k);
+        match line.trim_start() {
+            "#@if backend" => blocks.push(backend.is_some()),
+            "#@if blue-green" => blocks.push(blue_green),
+            "#@end" => {
+                blocks.pop();
+            }
             _ if keep => {
                 out.push_str(line);
                 out.push('\n');
@@ -60,7 +68,12 @@ pub fn render(config: &Config) -> Result<String, String> {
         }
     }
     let (backend_name, backend_addr) = backend.map_or((String::new(), String::new()), |(n, c)| {
-        (n.to_string(), format!("127.0.0.1:{}", c.port))
+        let addr = if c.is_blue_green() {
+            crate::upstream::name(n)
+        } else {
+            format!("127.0.0.1:{}", c.port)
+        };
+        (n.to_string(), addr)
     });
     Ok(out
         .replace("@LISTEN@", &listen)
@@ -100,6 +113,30 @@ mod tests {
         for placeholder in ["@LISTEN@", "@ROOT@", "@FRONTEND@", "@BACKEND", "#@"] {
             assert!(!site.contains(placeholder), "{placeholder} left in\n{site}");
         }
+    }
+
+    #[test]
+    fn a_blue_green_backend_goes_through_its_upstream() {
+        let text = BASE.replace("port = 9090\n", "switch = \"blue-green\"\nports = [9091, 9092]\nstart = \"s\"\nstop = \"t\"\nhealth_url = \"http://127.0.0.1:{port}/api/health\"\n");
+        let site = render(&config(&format!(
+            "{text}[nginx]\nfrontend = \"web\"\nbackend = \"api\"\nreload = \"nginx -s reload\"\n"
+        )))
+        .unwrap();
+        assert!(
+            site.contains("include /srv/x/state/nginx/api-upstream.conf;"),
+            "{site}"
+        );
+        assert!(site.contains("proxy_pass http://cutover_api;"), "{site}");
+        assert!(
+            site.contains("X-Cutover-Upstream $cutover_upstream"),
+            "{site}"
+        );
+        assert!(!site.contains("#@"), "{site}");
+        let plain = render(&config(&format!(
+            "{BASE}[nginx]\nfrontend = \"web\"\nbackend = \"api\"\n"
+        )))
+        .unwrap();
+        assert!(!plain.contains("upstream"), "{plain}");
     }
 
     #[test]

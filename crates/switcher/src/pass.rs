@@ -15,7 +15,8 @@ use crate::journal::{self, Journal, Step};
 use crate::recover::{self, Recovery};
 use crate::switch::Outcome;
 use crate::{
-    control, history, logs, plan, record, release, retention, staged, status, switch, transitions,
+    bluegreen, control, history, logs, plan, record, release, retention, staged, status, switch,
+    transitions,
 };
 
 /// Runs one pass and returns the exit code.
@@ -31,6 +32,10 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
         return Ok(exit_codes::OK);
     };
     fault::point("switcher:after-lock");
+    // nginx cannot load a site whose upstream include is missing.
+    if let Err(e) = bluegreen::ensure_upstreams(config, layout) {
+        tracing::warn!("writing the nginx upstream files: {e:#}");
+    }
     // Before any command writes: bounded logs whatever the pass does.
     if let Err(e) = logs::rotate(config, layout) {
         tracing::warn!("rotating the command logs: {e:#}");
@@ -160,6 +165,7 @@ pub fn deploy(
         attempts,
         failure: None,
         started_at: at,
+        slots: BTreeMap::new(),
     };
     journal::save(layout, &j)?;
     let mut steps: Vec<(String, u64)> = Vec::new();
@@ -216,6 +222,7 @@ pub fn deploy(
     steps.push(("switch".into(), ms(t)));
     journal::step(layout, &mut j, Step::Record)?;
     fault::point("switcher:before-state-write");
+    bluegreen::record(st, &j, matches!(outcome, Outcome::Done));
     let code = match outcome {
         Outcome::Done => {
             if let Some(h) = by_hand {

@@ -69,6 +69,7 @@ pub fn prepare(
             version: staged.name.version().to_string(),
             branch: staged.name.branch().to_string(),
             artifact: staged.name.file_name().to_string(),
+            slot: None,
         };
         let out = command::run(layout, cmd, &ctx, config.switcher.command_timeout)?;
         if !out.success() {

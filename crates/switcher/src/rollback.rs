@@ -17,7 +17,7 @@ use crate::exit_codes;
 use crate::journal::{self, Journal, Step};
 use crate::recover::{self, Recovery};
 use crate::switch::Outcome;
-use crate::{history, record, status, switch};
+use crate::{bluegreen, history, record, status, switch};
 
 /// Runs `switcher rollback` and returns the exit code.
 pub fn run(config: &Config, layout: &Layout, component: Option<&str>) -> anyhow::Result<u8> {
@@ -66,6 +66,7 @@ fn locked(
         attempts: 0,
         failure: None,
         started_at: at,
+        slots: BTreeMap::new(),
     };
     // switch writes the journal before it stops anything; when it cannot
     // (a full disk), nothing was touched and no journal may stay behind, or
@@ -80,6 +81,7 @@ fn locked(
         }
     };
     journal::step(layout, &mut j, Step::Record)?;
+    bluegreen::record(&mut st, &j, matches!(outcome, Outcome::Done));
     let mut entry = HistoryEntry {
         at,
         action: "rollback".into(),

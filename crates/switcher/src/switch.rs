@@ -21,7 +21,7 @@ use deploy_root::{atomic, fault, Config, Layout};
 use crate::command::{self, CommandContext};
 use crate::failure::StepFailure;
 use crate::journal::{self, Journal, Step};
-use crate::verify;
+use crate::{bluegreen, verify};
 
 /// How a switch ended.
 #[derive(Clone, Debug)]
@@ -44,6 +44,9 @@ pub enum Outcome {
 /// treated like a failed step: the service must not be left stopped
 /// because of it.
 pub fn switch(config: &Config, layout: &Layout, j: &mut Journal) -> anyhow::Result<Outcome> {
+    if bluegreen::applies(config, &j.components) {
+        return bluegreen::switch(config, layout, j);
+    }
     journal::step(layout, j, Step::Stop)
         .context("before stopping anything (nothing was stopped or changed)")?;
     let failure = match forward(config, layout, j) {
@@ -137,6 +140,9 @@ pub fn restore(
     components: &[String],
     from: &std::collections::BTreeMap<String, Option<RunningRelease>>,
 ) -> anyhow::Result<Result<(), String>> {
+    if bluegreen::applies(config, components) {
+        return bluegreen::restore(config, layout, components, from);
+    }
     let mut problems = Vec::new();
     for c in components {
         let from = from.get(c).cloned().flatten();
@@ -246,7 +252,7 @@ pub fn flip_all(layout: &Layout, flips: &[(&str, &str)]) -> anyhow::Result<()> {
     atomic::fsync_dir(&layout.current)
 }
 
-fn remove_link(layout: &Layout, component: &str) -> anyhow::Result<()> {
+pub(crate) fn remove_link(layout: &Layout, component: &str) -> anyhow::Result<()> {
     let link = layout.current_link(component);
     match std::fs::remove_file(&link) {
         Ok(()) => atomic::fsync_dir(&layout.current),
@@ -289,12 +295,13 @@ pub fn context(layout: &Layout, component: &str, step: &str, r: &RunningRelease)
         version: r.info.version.clone(),
         branch: r.info.branch.clone(),
         artifact: r.info.artifact.clone(),
+        slot: None,
     }
 }
 
 /// The environment of a command about whatever current/ points to (the
 /// release `fallback` describes when that is the same, else names only).
-fn current_context(
+pub(crate) fn current_context(
     layout: &Layout,
     component: &str,
     step: &str,
@@ -320,6 +327,7 @@ fn current_context(
                     .map(|n| n.branch().to_string())
                     .unwrap_or_default(),
                 artifact: id.clone(),
+                slot: None,
             }
         }
         (None, Some(r)) => context(layout, component, step, r),
@@ -330,11 +338,12 @@ fn current_context(
             version: String::new(),
             branch: String::new(),
             artifact: String::new(),
+            slot: None,
         },
     }
 }
 
-fn command_failure(
+pub(crate) fn command_failure(
     component: &str,
     step: &str,
     out: &command::Outcome,

@@ -35,20 +35,22 @@ pub fn update(config: &Config, state: &mut SwitcherState) {
         if !runs || !verify::applies(c) {
             continue;
         }
-        let (now, detail) = if !probe::listening(c.port, LISTEN_TIMEOUT) {
-            (Seen::Down, format!("nothing listens on port {}", c.port))
+        // A blue-green component is checked on the slot that serves.
+        let port = crate::bluegreen::serving_port(c, Some(state), name);
+        let (now, detail) = if !probe::listening(port, LISTEN_TIMEOUT) {
+            (Seen::Down, format!("nothing listens on port {port}"))
         } else {
-            match &c.health_url {
+            match c.health_url_on(port) {
                 Some(url) => {
-                    let h = probe::health(url, HEALTH_TIMEOUT);
+                    let h = probe::health(&url, HEALTH_TIMEOUT);
                     let state = if h.is_healthy() {
                         Seen::Up
                     } else {
                         Seen::Unhealthy
                     };
-                    (state, h.describe(url))
+                    (state, h.describe(&url))
                 }
-                None => (Seen::Up, format!("listening on port {}", c.port)),
+                None => (Seen::Up, format!("listening on port {port}")),
             }
         };
         let before = state.seen.get(name).copied();

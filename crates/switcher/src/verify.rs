@@ -25,8 +25,13 @@ pub fn applies(component: &Component) -> bool {
 
 /// Waits until the component listens (and is healthy), or says why not.
 pub fn verify(component: &Component, timeout: Duration) -> Result<(), String> {
+    verify_at(component.port, component.health_url.as_deref(), timeout)
+}
+
+/// [`verify`] for an instance on `port` with health URL `health_url` (a
+/// blue-green slot's).
+pub fn verify_at(port: u16, health_url: Option<&str>, timeout: Duration) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
-    let port = component.port;
     loop {
         if probe::listening(port, CONNECT_TIMEOUT) {
             break;
@@ -39,7 +44,7 @@ pub fn verify(component: &Component, timeout: Duration) -> Result<(), String> {
         }
         std::thread::sleep(POLL);
     }
-    let Some(url) = &component.health_url else {
+    let Some(url) = health_url else {
         return Ok(());
     };
     loop {

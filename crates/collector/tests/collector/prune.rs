@@ -25,6 +25,7 @@ fn switcher_runs(sb: &Sandbox, running: &ArchiveBuilder, previous: &ArchiveBuild
         running: Some(release(running)),
         previous: Some(release(previous)),
         last_failure: None,
+        ..ComponentState::default()
     };
     let st = SwitcherState {
         components: BTreeMap::from([

@@ -264,6 +264,9 @@ fn component(h: &mut String, name: &str, c: &ComponentStatus, now: DateTime<Utc>
             .as_ref()
             .map_or("nothing deployed yet".to_string(), |r| running(r, now))
     );
+    if let Some(bg) = &c.blue_green {
+        let _ = writeln!(h, "<dt>Slots</dt><dd>{}</dd>", esc(&bg.words()));
+    }
     let status_words = match c.status {
         UpDown::Up => format!("listens on port {}", c.port),
         UpDown::Down => format!(

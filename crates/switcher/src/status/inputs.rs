@@ -75,9 +75,12 @@ impl Inputs {
             Ok(q) => (q, None),
             Err(e) => (Vec::new(), Some(e)),
         };
+        let switcher: Result<SwitcherState, String> =
+            state::load(&layout.switcher_state()).map_err(|e| format!("{e:#}"));
+        let probes = probe_all(config, switcher.as_ref().ok());
         Inputs {
             collector: state::load(&layout.collector_state()).map_err(|e| format!("{e:#}")),
-            switcher: state::load(&layout.switcher_state()).map_err(|e| format!("{e:#}")),
+            switcher,
             journal_since: fs::metadata(layout.journal()).ok().map(|m| {
                 m.modified()
                     .map_or_else(|_| Utc::now(), DateTime::<Utc>::from)
@@ -86,24 +89,26 @@ impl Inputs {
             history_errors,
             quarantined,
             quarantine_error,
-            probes: probe_all(config),
+            probes,
             control: deploy_root::control::load(layout).map_err(|e| format!("{e:#}")),
         }
     }
 }
 
-/// Probes each component's port, and its health URL where it listens.
-fn probe_all(config: &Config) -> BTreeMap<String, Probe> {
+/// Probes each component's port (a blue-green one's serving slot's), and
+/// its health URL where it listens.
+fn probe_all(config: &Config, switcher: Option<&SwitcherState>) -> BTreeMap<String, Probe> {
     config
         .components
         .iter()
         .map(|(name, c)| {
             let checked_at = Utc::now();
-            let listening = probe::listening(c.port, LISTEN_TIMEOUT);
+            let port = crate::bluegreen::serving_port(c, switcher, name);
+            let listening = probe::listening(port, LISTEN_TIMEOUT);
             // A port that does not listen has nothing to be healthy with;
             // asking would only repeat "connection refused".
-            let health = match (&c.health_url, listening) {
-                (Some(url), true) => Some(probe::health(url, HEALTH_TIMEOUT)),
+            let health = match (c.health_url_on(port), listening) {
+                (Some(url), true) => Some(probe::health(&url, HEALTH_TIMEOUT)),
                 _ => None,
             };
             (

@@ -23,7 +23,9 @@
 //!                "since": "..." | null, "minutes": 12 | null, "reason": "..." | null},
 //!       "last_failure": {Failure} | null,
 //!       "failures": [Failure], "rolled_back": {HandRollback} | null,
-//!       "problems": [{"rule": "down", "message": "..."}]
+//!       "problems": [{"rule": "down", "message": "..."}],
+//!       "blue_green": {"slot": "blue", "port": 8081, "idle_slot": "green",
+//!                      "idle_port": 8082, "idle_release": "..." | null}   (blue-green only)
 //!     }
 //!   },
 //!   "collector": {"last_run": "..." | null, "last_error": "..." | null, "state_error": "..." | null},
@@ -120,6 +122,41 @@ pub struct ComponentStatus {
     pub rolled_back: Option<HandRollback>,
     /// The rules that fire for it.
     pub problems: Vec<Problem>,
+    /// A blue-green component's slots (absent for a restart one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreen>,
+}
+
+/// Which slot of a blue-green component serves, and what the other holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlueGreen {
+    /// The slot nginx routes to: blue or green.
+    pub slot: deploy_root::state::Slot,
+    /// Its port (also `port`).
+    pub port: u16,
+    /// The other slot.
+    pub idle_slot: deploy_root::state::Slot,
+    /// Its port.
+    pub idle_port: u16,
+    /// The release it held last (stopped since): the one traffic left, or
+    /// one that failed there; null when it never held one.
+    pub idle_release: Option<String>,
+}
+
+impl BlueGreen {
+    /// In words, for the page and `switcher status`.
+    pub fn words(&self) -> String {
+        format!(
+            "{} slot serves (port {}); {} slot (port {}): {}",
+            self.slot.as_str(),
+            self.port,
+            self.idle_slot.as_str(),
+            self.idle_port,
+            self.idle_release
+                .as_ref()
+                .map_or("empty".to_string(), |r| format!("{r}, stopped"))
+        )
+    }
 }
 
 /// The result of the listen check.
@@ -213,7 +250,7 @@ impl SyncState {
 pub struct Problem {
     /// A stable identifier: `down`, `unhealthy`, `out-of-sync`,
     /// `deploy-failed`, `collector-not-running`, `switcher-not-running`,
-    /// `switch-stuck`,
+    /// `switch-stuck`, `build-held`,
     /// `collector-error`, `state-unreadable`, `upload-waiting`,
     /// `quarantined`, `history-unreadable`.
     pub rule: &'static str,

@@ -13,15 +13,17 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use deploy_root::state::{CollectorState, Failure, HandRollback, LastArtifact, SwitcherState};
+use deploy_root::state::{
+    CollectorState, Failure, HandRollback, LastArtifact, Slot, SwitcherState,
+};
 use deploy_root::time::{age, human};
 use deploy_root::Config;
 
 use super::inputs::HISTORY_LINES;
 use super::inputs::{Inputs, Probe};
 use super::model::{
-    CollectorRun, ComponentStatus, Problem, StatusDoc, SwitcherRun, Sync, SyncState, UpDown,
-    FAILURES_LISTED, SCHEMA,
+    BlueGreen, CollectorRun, ComponentStatus, Problem, StatusDoc, SwitcherRun, Sync, SyncState,
+    UpDown, FAILURES_LISTED, SCHEMA,
 };
 use super::timeline;
 use crate::probe::Health;
@@ -141,10 +143,20 @@ pub fn document_with(
             problems.push(p);
         }
 
+        let blue_green = component.is_blue_green().then(|| {
+            let slot = state.and_then(|s| s.slot).unwrap_or(Slot::Blue);
+            BlueGreen {
+                slot,
+                port: slot.port(&component.ports),
+                idle_slot: slot.other(),
+                idle_port: slot.other().port(&component.ports),
+                idle_release: state.and_then(|s| s.idle.clone()),
+            }
+        });
         components.insert(
             name.clone(),
             ComponentStatus {
-                port: component.port,
+                port: blue_green.as_ref().map_or(component.port, |b| b.port),
                 last,
                 running,
                 status,
@@ -157,6 +169,7 @@ pub fn document_with(
                 failures,
                 rolled_back,
                 problems,
+                blue_green,
             },
         );
     }
@@ -551,6 +564,14 @@ fn global_problems(
                 ),
             });
         }
+    }
+    // A build the switcher holds back (dated ahead of this VM's clock)
+    // would otherwise only show as Last != Running with no reason.
+    for (artifact, reason) in &switcher.held {
+        problems.push(Problem {
+            rule: "build-held",
+            message: format!("{artifact} is not deployed: {reason}"),
+        });
     }
     if let Some(err) = &collector.last_error {
         problems.push(Problem {

@@ -76,6 +76,9 @@ pub fn render(doc: &StatusDoc) -> String {
     // The details, per component.
     for (name, c) in &doc.components {
         let _ = writeln!(out, "\n{} (port {})", s(name), c.port);
+        if let Some(bg) = &c.blue_green {
+            let _ = writeln!(out, "  Slots    {}", s(&bg.words()));
+        }
         match &c.last {
             Some(l) => {
                 let _ = writeln!(

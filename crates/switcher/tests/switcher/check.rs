@@ -316,3 +316,32 @@ fn the_dropin_follows_a_root_under_tmp_and_a_drop_under_home() {
         out.status
     );
 }
+
+#[test]
+fn a_blue_green_backend_needs_the_upstream_include_in_the_loaded_site() {
+    nginx::binary();
+    let sb = sandbox();
+    let ports = [
+        cutover_tests::net::free_port(),
+        cutover_tests::net::free_port(),
+    ];
+    sb.write_config_text(&crate::bluegreen::config_text(&sb, true, ports, "true"));
+    let conf = set_up(&sb);
+    let upstream = sb.path("state/nginx/backend-upstream.conf");
+    // Before any pass the file is missing: nginx could not load the site.
+    check(&sb, &conf, &no_units(&sb), &me())
+        .code_is(5)
+        .stdout_has(&format!("{} is missing", upstream.display()));
+    switcher(&sb, &[]).success();
+    check(&sb, &conf, &no_units(&sb), &me())
+        .success()
+        .stdout_has(&format!("which routes backend to 127.0.0.1:{}", ports[0]));
+    // A site that proxies elsewhere would leave traffic where it is.
+    let site = nginx::site_for_config(&sb.config);
+    let include = format!("include {};", upstream.display());
+    assert!(site.contains(&include), "{site}");
+    nginx_with_site(&sb, &site.replace(&include, ""));
+    check(&sb, &conf, &no_units(&sb), &me())
+        .code_is(5)
+        .stdout_has(&format!("does not include {}", upstream.display()));
+}

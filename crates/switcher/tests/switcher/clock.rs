@@ -33,6 +33,28 @@ fn a_build_from_the_future_is_held_with_its_reason_and_an_older_one_deploys() {
         "switcher.json held: {held}\n{run}"
     );
 
+    // The page says why Last is not Running, in its problems (JSON, text
+    // and HTML alike come from one model).
+    let status = switcher(&sb, &["status", "--json"]);
+    status.success();
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout()).unwrap();
+    let held_problem = doc["problems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["rule"] == "build-held");
+    assert!(
+        held_problem.is_some_and(|p| p["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&ahead_name) && m.contains("built in the future"))),
+        "switcher status --json names the held build: {doc:#}"
+    );
+    let page = std::fs::read_to_string(sb.root.join("state/deploy-status.html")).unwrap();
+    assert!(
+        page.contains("built in the future"),
+        "the page says why the build is held"
+    );
+
     // Said once, not every minute; still held and recorded.
     let again = switcher(&sb, &[]);
     again.success();

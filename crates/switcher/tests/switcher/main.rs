@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod bluegreen;
 mod check;
 mod clock;
 mod common;
