@@ -143,7 +143,11 @@ pub fn render(config: &Config, layout: &Layout) -> anyhow::Result<String> {
         .iter()
         .map(|c| (c.clone(), id.to_string()))
         .collect();
-    switch_steps(config, layout, &from, &to, &mut step, w)?;
+    if crate::bluegreen::applies(config, &choice.components) {
+        blue_green_steps(config, layout, &st, &to, &mut step, w)?;
+    } else {
+        switch_steps(config, layout, &from, &to, &mut step, w)?;
+    }
     step(
         w,
         format!(
@@ -213,6 +217,82 @@ fn switch_steps(
             let _ = write!(text, " and {url} answers 2xx");
         }
         step(w, text)?;
+    }
+    Ok(())
+}
+
+/// The steps of a blue-green switch (see [`crate::bluegreen`]): the new
+/// release starts beside the old one on the idle slot, traffic moves only
+/// once it is verified there, the old slot drains and stops. Components of
+/// the unit that are files only are flipped.
+fn blue_green_steps(
+    config: &Config,
+    layout: &Layout,
+    st: &SwitcherState,
+    to: &BTreeMap<String, String>,
+    step: &mut impl FnMut(&mut String, String) -> std::fmt::Result,
+    w: &mut String,
+) -> anyhow::Result<()> {
+    for (c, id) in to {
+        let comp = switch::component(config, c)?;
+        if !comp.is_blue_green() {
+            step(
+                w,
+                format!(
+                    "flip {} -> {}",
+                    layout.current_link(c).display(),
+                    Layout::current_target(c, id).display()
+                ),
+            )?;
+            continue;
+        }
+        let idle = crate::bluegreen::idle(st, c);
+        let port = idle.port(&comp.ports);
+        let old = idle.other();
+        if let Some((what, cmd)) = switch::start_command(comp) {
+            step(
+                w,
+                format!(
+                    "run the {c} {what} command on the idle {} slot (CUTOVER_SLOT={}, CUTOVER_PORT={port}): {cmd}",
+                    idle.as_str(),
+                    idle.as_str()
+                ),
+            )?;
+        }
+        let mut text = format!(
+            "verify {c} there: 127.0.0.1:{port} listens within {} s",
+            config.switcher.verify_timeout.as_secs_f64()
+        );
+        if let Some(url) = comp.health_url_on(port) {
+            let _ = write!(text, " and {url} answers 2xx");
+        }
+        step(w, text)?;
+        step(
+            w,
+            format!(
+                "point nginx's upstream {} at port {port}, run `{}`, and check that the route through nginx reaches it",
+                crate::upstream::path(layout, c).display(),
+                config.nginx.reload.as_deref().unwrap_or("(no [nginx] reload set)")
+            ),
+        )?;
+        step(
+            w,
+            format!(
+                "flip {} -> {}",
+                layout.current_link(c).display(),
+                Layout::current_target(c, id).display()
+            ),
+        )?;
+        let stop = comp.stop.as_deref().unwrap_or("(no stop command)");
+        step(
+            w,
+            format!(
+                "wait {} s for requests in flight, then stop the {} slot (port {}): {stop}",
+                comp.drain.as_secs_f64(),
+                old.as_str(),
+                old.port(&comp.ports)
+            ),
+        )?;
     }
     Ok(())
 }

@@ -203,6 +203,28 @@ fn blue_green_switches_drop_no_request_and_restart_does() {
 }
 
 #[test]
+fn the_dry_run_describes_the_blue_green_steps_and_changes_nothing() {
+    let site = Site::new(true);
+    let sb = &site.sb;
+    stage(sb, &demo("full", "1.0.0", 1));
+    switcher(sb, &[]).success();
+    stage(sb, &demo("full", "2.0.0", 2));
+    let before = sb.listing();
+    let dry = switcher(sb, &["--dry-run"]);
+    dry.success()
+        .stdout_has("on the idle green slot (CUTOVER_SLOT=green")
+        .stdout_has(&format!("CUTOVER_PORT={})", site.ports[1]))
+        .stdout_has("point nginx's upstream")
+        .stdout_has(&format!("then stop the blue slot (port {})", site.ports[0]));
+    assert!(
+        !dry.stdout().contains("run the backend stop command"),
+        "a blue-green dry run does not stop first:\n{dry}"
+    );
+    assert_eq!(sb.listing(), before, "the dry run changed the tree\n{dry}");
+    assert_eq!(site.serves(), "200 backend 1.0.0");
+}
+
+#[test]
 fn a_release_that_fails_on_the_idle_slot_interrupts_nothing() {
     let site = Site::new(true);
     let sb = &site.sb;
