@@ -183,13 +183,20 @@ pub struct AttributedEntry {
 }
 
 /// Who runs this command: `SUDO_USER` (the person behind sudo), else
-/// `USER`, else "unknown".
+/// `USER`, else the name of the effective user (cron and `su -c` may set
+/// neither), else its uid.
 pub fn who() -> String {
     ["SUDO_USER", "USER"]
         .iter()
         .filter_map(|v| std::env::var(v).ok())
         .find(|v| !v.is_empty())
-        .unwrap_or_else(|| "unknown".to_string())
+        .unwrap_or_else(|| {
+            let uid = nix::unistd::geteuid();
+            match nix::unistd::User::from_uid(uid) {
+                Ok(Some(user)) => user.name,
+                _ => format!("uid {uid}"),
+            }
+        })
 }
 
 #[cfg(test)]

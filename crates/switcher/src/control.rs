@@ -140,7 +140,20 @@ fn parse_until(s: &str) -> Result<Until, String> {
         if t > Utc::now() + chrono::Duration::days(100 * 365) {
             return Err("at most 100 years from now".into());
         }
+        if t <= Utc::now() {
+            return Err(format!(
+                "{} is already past; expected a time to come (or a span: 8h, 30m)",
+                deploy_root::time::human(t)
+            ));
+        }
         return Ok(Until::At(t));
+    }
+    // A date and time without a zone: say so (chrono's own message points
+    // at a character, not at what is missing).
+    if s.len() >= 16 && s.as_bytes().get(4) == Some(&b'-') && s.contains(['T', 't', ' ']) {
+        return Err(format!(
+            "{s:?} has no zone: expected RFC 3339 with a zone, like 2026-12-01T08:00:00Z (UTC) or 2026-12-01T09:00:00+01:00, or a span (8h, 30m)"
+        ));
     }
     if humantime::parse_duration(s).is_ok_and(|d| d > MAX_SPAN) {
         return Err("at most 100 years".into());
@@ -508,6 +521,9 @@ fn change(
         words.clone(),
         who.to_string(),
     )?;
+    // The page and its JSON say what is held at once: operators read it,
+    // and `deliver --wait` decides on it.
+    refresh(config, layout);
     if let Some(event) = event {
         notify::emit(layout, event);
         notify::flush(config, layout);

@@ -453,3 +453,53 @@ fn holds_survive_a_crash_at_every_fault_point() {
     run.success();
     assert_serves(&sb, &run, "1.0.0");
 }
+
+#[test]
+fn a_hold_is_on_the_page_at_once_and_says_who_without_user_variables() {
+    let sb = sandbox();
+    stage(&sb, &demo("full", "1.0.0", 1));
+    switcher(&sb, &[]).success();
+    // No SUDO_USER or USER (cron, su -c): the effective user's name.
+    let run = sb.run_cmd(
+        Command::new(switcher_bin())
+            .args(["pin", "backend", "--reason", "demo at 3"])
+            .env_remove("SUDO_USER")
+            .env_remove("USER"),
+    );
+    run.success();
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .expect("the test user has a name");
+    // Not after the next pass: the page the pin itself wrote.
+    let page = sb.state_json("deploy-status.json");
+    assert_eq!(
+        page["control"]["pins"]["backend"]["who"], me,
+        "the page shows the pin and who made it, without a pass\n{page:#}\n{run}"
+    );
+    let html = std::fs::read_to_string(sb.root.join("state/deploy-status.html")).unwrap();
+    assert!(
+        html.contains("demo at 3"),
+        "the HTML page shows the pin's reason"
+    );
+}
+
+#[test]
+fn until_in_the_past_or_without_a_zone_is_refused_with_what_is_expected() {
+    let sb = sandbox();
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let run = switcher(&sb, &["pin", "backend", "--until", &past]);
+    run.code_is(2).stderr_has("already past");
+    let naive = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let run = switcher(&sb, &["freeze", "--until", &naive]);
+    run.code_is(2).stderr_has("has no zone");
+    assert!(
+        !sb.root.join("state/control.json").exists(),
+        "nothing was held"
+    );
+}
