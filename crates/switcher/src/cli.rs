@@ -20,7 +20,8 @@ use crate::{
 /// Commands (stop, start, reload, prepare) run as `/bin/sh -c` with a clean
 /// environment: PATH, HOME, LANG=C.UTF-8, CUTOVER_ROOT, CUTOVER_RELEASE,
 /// CUTOVER_COMPONENT, CUTOVER_VERSION, CUTOVER_BRANCH, CUTOVER_ARTIFACT,
-/// CUTOVER_STEP; their output goes to state/logs/<component>-<step>.log.
+/// CUTOVER_STEP, and for a blue-green component CUTOVER_SLOT and
+/// CUTOVER_PORT; their output goes to state/logs/<component>-<step>.log.
 #[derive(Debug, Parser)]
 #[command(
     name = "switcher",

@@ -23,6 +23,7 @@ pub const HELP: &str = "\
 Exit codes:
   0   the pass ended well: deployed, nothing to do, or another run holds the lock
   1   any other error (the message says what)
+  2   the command line is not valid
   3   a deploy failed: it was rolled back, or it failed while preparing and
       nothing running was touched; the previous release runs
   4   a deploy failed and going back failed too: the service may be down
