@@ -334,7 +334,12 @@ fn check_ports(config: &Config, report: &mut Report) {
                 format!("give components.{name}.port its own port"),
             );
         } else {
-            report.ok(format!("component {name} listens on port {}", c.port));
+            // Only the config is judged here: whether something listens is
+            // Status's business (switcher status), not a setup problem.
+            report.ok(format!(
+                "component {name} has a port of its own ({})",
+                c.port
+            ));
         }
         seen.push((c.port, name));
     }
@@ -765,10 +770,23 @@ fn check_systemd(config: &Config, layout: &Layout, opts: &CheckOptions, report: 
     }
 }
 
+/// The finding for a state file that loads: it reads, or it is not there
+/// yet (the binaries write it on their first run).
+fn state_found(path: &std::path::Path) -> String {
+    if path.exists() {
+        format!("state file {} reads", path.display())
+    } else {
+        format!(
+            "state file {} does not exist yet (the first run writes it)",
+            path.display()
+        )
+    }
+}
+
 fn check_state(layout: &Layout, report: &mut Report) {
     let collector = layout.collector_state();
     match state::load::<CollectorState>(&collector) {
-        Ok(_) => report.ok(format!("state file {} reads", collector.display())),
+        Ok(_) => report.ok(state_found(&collector)),
         Err(e) => report.problem(
             format!("{e:#}"),
             format!(
@@ -779,7 +797,7 @@ fn check_state(layout: &Layout, report: &mut Report) {
     }
     let switcher = layout.switcher_state();
     match state::load::<SwitcherState>(&switcher) {
-        Ok(_) => report.ok(format!("state file {} reads", switcher.display())),
+        Ok(_) => report.ok(state_found(&switcher)),
         Err(e) => report.problem(
             format!("{e:#}"),
             format!(
@@ -792,7 +810,7 @@ fn check_state(layout: &Layout, report: &mut Report) {
     // control.json stops them, so it is a problem here too.
     let control = deploy_root::control::path(layout);
     match deploy_root::control::load(layout) {
-        Ok(_) => report.ok(format!("state file {} reads", control.display())),
+        Ok(_) => report.ok(state_found(&control)),
         Err(e) => report.problem(
             format!("{e:#}"),
             format!(

@@ -114,7 +114,12 @@ fn a_fresh_root_lacks_only_what_the_binaries_create() {
     let run = check(&sb, &conf, &no_units(&sb), &me());
     run.success()
         .stdout_has("no problems found")
-        .stdout_has("is not there yet: the first collector or switcher run creates it");
+        .stdout_has("is not there yet: the first collector or switcher run creates it")
+        .stdout_has("switcher.json does not exist yet (the first run writes it)");
+    assert!(
+        !run.stdout().contains("switcher.json reads"),
+        "a missing state file is not said to read\n{run}"
+    );
     assert!(!run.stdout().contains("FAIL"), "{run}");
     assert!(!sb.path("staging").exists(), "check changes nothing\n{run}");
 }
