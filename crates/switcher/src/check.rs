@@ -772,7 +772,7 @@ fn check_systemd(config: &Config, layout: &Layout, opts: &CheckOptions, report: 
 
 /// The finding for a state file that loads: it reads, or it is not there
 /// yet (the binaries write it on their first run).
-fn state_found(path: &std::path::Path) -> String {
+fn state_found(path: &Path) -> String {
     if path.exists() {
         format!("state file {} reads", path.display())
     } else {
