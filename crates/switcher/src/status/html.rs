@@ -19,10 +19,10 @@ use chrono::{DateTime, Utc};
 use deploy_root::state::{Failure, HandRollback, LastArtifact, RunningRelease};
 use deploy_root::time::{age, human, rfc3339};
 
-use super::csp;
 use super::escape::html as esc;
 use super::model::{ComponentStatus, StatusDoc, SyncState, UpDown};
 use super::svg;
+use super::{csp, rules};
 
 /// How often the page reloads itself, in seconds.
 pub const REFRESH_SECS: u32 = 30;
@@ -96,7 +96,7 @@ pub fn render(doc: &StatusDoc, stale_after: std::time::Duration) -> String {
     let title = if problems.is_empty() {
         "Deploy status: all good".to_string()
     } else {
-        format!("Deploy status: {} problem(s)", problems.len())
+        format!("Deploy status: {}", rules::count(problems.len(), "problem"))
     };
     let mut h = String::with_capacity(16 * 1024);
     let _ = write!(
@@ -121,8 +121,8 @@ pub fn render(doc: &StatusDoc, stale_after: std::time::Duration) -> String {
     } else {
         let _ = writeln!(
             h,
-            "<div class=\"problems\" id=\"problems\"><strong>{} problem(s):</strong><ul>",
-            problems.len()
+            "<div class=\"problems\" id=\"problems\"><strong>{}:</strong><ul>",
+            rules::count(problems.len(), "problem")
         );
         for (component, p) in &problems {
             let who = component

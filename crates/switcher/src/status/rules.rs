@@ -492,6 +492,15 @@ pub fn span(d: std::time::Duration) -> String {
     }
 }
 
+/// "1 problem", "2 problems": a count with its noun.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// When a time is shown in a message: "2026-11-26 23:50:12 UTC (12 min ago)".
 pub fn when(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     format!("{} ({})", human(t), age(t, now))

@@ -687,7 +687,7 @@ fn a_real_browser_shows_hostile_text_as_text_and_runs_only_our_script() -> anyho
         .map(|(t, _)| t.to_string());
     assert_eq!(
         title.as_deref(),
-        Some("Deploy status: 1 problem(s)"),
+        Some("Deploy status: 1 problem"),
         "the page's title changed: some script ran\n{dom}"
     );
     for bad in ["<svg/", "<img", "pwned\"</script", "<script>document"] {
@@ -733,7 +733,7 @@ fn a_real_browser_shows_hostile_text_as_text_and_runs_only_our_script() -> anyho
     std::fs::write(&path, raw)?;
     let dom = chromium::dump_dom(&url);
     assert!(
-        dom.contains("<title>Deploy status: 1 problem(s)</title>") && dom.contains("<svg"),
+        dom.contains("<title>Deploy status: 1 problem</title>") && dom.contains("<svg"),
         "an injected script ran despite the CSP\n{dom}"
     );
     assert!(

@@ -220,7 +220,7 @@ pub fn render(doc: &StatusDoc) -> String {
     if problems.is_empty() {
         out.push_str("\nAll good: every rule passes.\n");
     } else {
-        let _ = writeln!(out, "\n{} problem(s):", problems.len());
+        let _ = writeln!(out, "\n{}:", super::rules::count(problems.len(), "problem"));
         for (component, p) in problems {
             let who = component.map(|c| format!("{}: ", s(c))).unwrap_or_default();
             let _ = writeln!(out, "  - {who}{} [{}]", s(&p.message), p.rule);
