@@ -5,7 +5,8 @@
 //! test process runs `cargo build --bins --workspace` (a no-op when nothing
 //! changed; cargo releases its lock while tests run) and returns paths in
 //! the target folder. `CUTOVER_BIN_DIR` overrides this with a folder of
-//! prebuilt binaries (e.g. installed from the .deb).
+//! prebuilt binaries (e.g. installed from the .deb), and
+//! `CUTOVER_FAULT_BIN_DIR` likewise for the fault-injection build.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +31,10 @@ pub fn bin(name: &str) -> PathBuf {
 pub fn fault_bin(name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        // Prebuilt (tests/shifted-clock: cargo must not run under faketime).
+        if let Some(dir) = std::env::var_os("CUTOVER_FAULT_BIN_DIR") {
+            return PathBuf::from(dir);
+        }
         let target = target_dir().join("fault-injection");
         cargo_build(
             &target,
