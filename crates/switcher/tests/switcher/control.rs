@@ -28,6 +28,20 @@ fn switcher_killed_with(sb: &Sandbox, point: &str, args: &[&str]) -> Run {
     )
 }
 
+/// A freeze made by `switcher freeze` whose `until` is then set
+/// `minutes_ago` before now: the command refuses a past time, and waiting
+/// for a short one to pass would make the test wait on the clock.
+fn freeze_lapsed(sb: &Sandbox, minutes_ago: i64) {
+    switcher(sb, &["freeze", "--until", "1h"]).success();
+    let path = sb.root.join("state/control.json");
+    let mut doc = control(sb);
+    let past = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
+    doc["freeze"]["until"] = past
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        .into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+}
+
 fn control(sb: &Sandbox) -> serde_json::Value {
     sb.state_json("control.json")
 }
@@ -273,10 +287,8 @@ fn holds_with_until_lapse_by_themselves() {
     stage(&sb, &demo("full", "1.0.0", 1));
     switcher(&sb, &[]).success();
 
-    // A time already past, relative to now: the next pass drops it.
-    let past = chrono::Utc::now() - chrono::Duration::minutes(5);
-    let past = past.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    switcher(&sb, &["freeze", "--until", &past]).success();
+    // A freeze whose time has passed (relative to now): the next pass drops it.
+    freeze_lapsed(&sb, 5);
     stage(&sb, &demo("full", "2.0.0", 2));
     let run = switcher(&sb, &[]);
     run.success();
@@ -397,9 +409,7 @@ fn holds_survive_a_crash_at_every_fault_point() {
         switcher_as(&sb, "alice", &["pin", "frontend", "--reason", "qa"]).success();
         switcher_as(&sb, "alice", &["follow", "master", "release"]).success();
         // A hold that lapses at this pass: its write is the control-write point.
-        let past = chrono::Utc::now() - chrono::Duration::minutes(1);
-        let past = past.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        switcher(&sb, &["freeze", "--until", &past]).success();
+        freeze_lapsed(&sb, 1);
         let mut v2 = demo("full", "2.0.0", 2);
         if broken {
             v2 = v2.file("backend/BEHAVIOUR", "exit");
