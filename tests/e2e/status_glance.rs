@@ -24,32 +24,7 @@ const SVG_BRANCH: &str = "x/<svg/onload=alert(1)>";
 /// Headless Chromium's DOM of `url` after load, in the zone `tz`, in a
 /// `width`×900 window.
 fn dom_in(url: &str, tz: &str, width: u32) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new("timeout");
-    cmd.arg("120")
-        .arg(chromium::binary())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--window-size={width},900"))
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
-        .arg(url)
-        .env("TZ", tz);
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    chromium::dump_dom_at(url, width, Some(tz))
 }
 
 /// A wrapper page showing the status page unchanged (its CSP included) in

@@ -20,9 +20,14 @@ pub fn output_dir() -> PathBuf {
     dir
 }
 
-/// Runs headless chromium with `args` on `url`; returns stdout. Panics
-/// with the command and its output when it fails or hangs.
-fn run(args: &[String], url: &str) -> String {
+/// The viewer's zone for [`dump_dom`] and [`screenshot`]: not UTC, to show
+/// that local times are added.
+const VIEWER_TZ: &str = "Asia/Kolkata";
+
+/// Runs headless chromium with `args` on `url` in the zone `tz` (the
+/// machine's when `None`); returns stdout. Panics with the command and its
+/// output when it fails or hangs.
+fn run(args: &[String], url: &str, tz: Option<&str>) -> String {
     let bin = binary();
     let profile = tempfile::Builder::new()
         .prefix("cutover-chromium-")
@@ -44,9 +49,10 @@ fn run(args: &[String], url: &str) -> String {
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(args)
-        .arg(url)
-        // The viewer's own zone, to show that local times are added.
-        .env("TZ", "Asia/Kolkata");
+        .arg(url);
+    if let Some(tz) = tz {
+        cmd.env("TZ", tz);
+    }
     let shown = format!("{cmd:?}");
     let out = cmd
         .output()
@@ -63,7 +69,21 @@ fn run(args: &[String], url: &str) -> String {
 
 /// The DOM after the page loaded and its scripts ran.
 pub fn dump_dom(url: &str) -> String {
-    run(&["--dump-dom".to_string()], url)
+    run(&["--dump-dom".to_string()], url, Some(VIEWER_TZ))
+}
+
+/// The DOM after load in a `width`×900 window, in the zone `tz` (the
+/// machine's when `None`).
+pub fn dump_dom_at(url: &str, width: u32, tz: Option<&str>) -> String {
+    run(
+        &[
+            "--dump-dom".to_string(),
+            format!("--window-size={width},900"),
+            "--hide-scrollbars".to_string(),
+        ],
+        url,
+        tz,
+    )
 }
 
 /// A screenshot of `url` at `width`×`height` into `path`.
@@ -75,6 +95,7 @@ pub fn screenshot(url: &str, path: &Path, width: u32, height: u32) {
             "--hide-scrollbars".to_string(),
         ],
         url,
+        Some(VIEWER_TZ),
     );
     assert!(
         std::fs::metadata(path).is_ok_and(|m| m.len() > 0),

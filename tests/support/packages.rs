@@ -84,3 +84,24 @@ pub fn is_root() -> bool {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
+
+/// Runs `program` (from Debian's `package`, installed when missing as root,
+/// or a failure naming it) in `dir` with `LC_ALL=C`; panics with its stderr
+/// unless it exits 0. Returns its stdout.
+#[track_caller]
+pub fn run_tool(dir: &Path, program: &str, package: &str, args: &[&str]) -> Vec<u8> {
+    let path = ensure(program, &[package]);
+    let out = Command::new(&path)
+        .args(args)
+        .current_dir(dir)
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} (package {package}): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}

@@ -500,20 +500,7 @@ fn a_git_archive_tarball_deploys() {
 /// Returns its stdout.
 #[track_caller]
 fn tool(dir: &Path, program: &str, package: &str, args: &[&str]) -> Vec<u8> {
-    let path = cutover_tests::packages::ensure(program, &[package]);
-    let out = Command::new(&path)
-        .args(args)
-        .current_dir(dir)
-        .env("LC_ALL", "C")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} (package {package}): {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    cutover_tests::packages::run_tool(dir, program, package, args)
 }
 
 /// A fresh folder holding the good tree of `version` (what [`good`] holds)

@@ -10,7 +10,6 @@
 //! the layout with very long names.
 
 use std::fs;
-use std::process::Command;
 
 use cutover_tests::{chromium, ArchiveBuilder};
 
@@ -30,31 +29,7 @@ fn long_branch() -> String {
 /// Runs headless Chromium on `url` in a `window_width`×900 window and
 /// returns the DOM after load.
 fn dom_at(url: &str, window_width: u32) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new("timeout");
-    cmd.arg("120")
-        .arg(chromium::binary())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--window-size={window_width},900"))
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
-        .arg(url);
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    chromium::dump_dom_at(url, window_width, None)
 }
 
 /// The tags (`<...>`) of a DOM dump that contain `needle`.

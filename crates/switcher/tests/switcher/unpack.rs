@@ -214,20 +214,7 @@ fn garbage_and_truncation_are_read_errors() {
 /// output unless it exits 0. Returns its stdout.
 #[track_caller]
 fn run(dir: &Path, program: &str, package: &str, args: &[&str]) -> Vec<u8> {
-    let path = cutover_tests::packages::ensure(program, &[package]);
-    let out = Command::new(&path)
-        .args(args)
-        .current_dir(dir)
-        .env("LC_ALL", "C")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} (package {package}): {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    cutover_tests::packages::run_tool(dir, program, package, args)
 }
 
 fn gnu_tar(dir: &Path, args: &[&str]) {
