@@ -65,6 +65,11 @@ pub struct Config {
     pub notify: crate::notify_config::NotifyConfig,
     /// `[nginx]`: the site `switcher nginx-site` renders.
     pub nginx: NginxConfig,
+    /// `[store]`: the S3-compatible store artifacts also come from
+    /// (crate::fleet_config); not set: the drop folder only.
+    pub store: Option<crate::fleet_config::StoreConfig>,
+    /// `[fleet]`: this VM's group on the store; needs `[store]`.
+    pub fleet: Option<crate::fleet_config::FleetConfig>,
 }
 
 /// `[components.<name>]`: how to run one component.
@@ -292,6 +297,10 @@ struct RawConfig {
     notify: crate::notify_config::NotifyConfig,
     #[serde(default)]
     nginx: NginxConfig,
+    #[serde(default)]
+    store: Option<crate::fleet_config::StoreConfig>,
+    #[serde(default)]
+    fleet: Option<crate::fleet_config::FleetConfig>,
 }
 
 /// A duration: whole seconds (`60`) or humantime text (`"90s"`, `"10m"`).
@@ -406,7 +415,12 @@ impl Config {
             status: raw.status,
             notify: raw.notify,
             nginx: raw.nginx,
+            store: raw.store,
+            fleet: raw.fleet,
         };
+        if let Some(store) = &mut config.store {
+            store.credentials_file = store.credentials_file.take().map(absolutize);
+        }
         config
             .check()
             .map_err(|(key, message)| err(Some(key), message))?;
@@ -599,6 +613,18 @@ impl Config {
             return Err(("status.period".into(), "expected more than 0 s".into()));
         }
         self.notify.check()?;
+        if let Some(store) = &self.store {
+            store.check()?;
+        }
+        if let Some(fleet) = &self.fleet {
+            if self.store.is_none() {
+                return Err((
+                    "fleet".into(),
+                    "expected a [store] section beside [fleet]: the group shares that store".into(),
+                ));
+            }
+            fleet.check()?;
+        }
         self.check_nginx()?;
         self.check_blue_green_units()
     }

@@ -10,6 +10,7 @@
 //!   and what pruning must keep: one policy for both binaries.
 //! - [`time`]: UTC times stored as RFC 3339 with `Z`.
 //! - [`digest`]: streaming SHA-256.
+//! - [`fleet_config`]: `[store]` and `[fleet]`, the S3-compatible store and this VM's group.
 //! - [`notify_config`]: `[notify]`, the targets of notifications, and URL redaction.
 //! - [`logging`]: the `-v`/`-q` flags and the tracing subscriber.
 //! - [`generate`]: man pages and shell completions from a binary's clap definition.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod control;
 pub mod digest;
 pub mod fault;
+pub mod fleet_config;
 pub mod generate;
 pub mod layout;
 pub mod lock;

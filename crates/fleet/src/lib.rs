@@ -1,0 +1,15 @@
+//! Many VMs fed from one S3-compatible store (docs/fleet.md).
+//!
+//! - [`store`]: the S3 client (signed by rusty-s3, sent by ureq), with
+//!   typed conditional-write outcomes and request counts.
+//! - [`layout`]: the keys of everything in the store.
+//! - [`report`]: a VM's report (`fleet/<group>/status/<vm>.json`).
+//!
+//! The binaries link this crate only with their `s3` feature (the .deb
+//! enables it), so a build without it carries no HTTP or TLS code.
+
+pub mod layout;
+pub mod report;
+pub mod store;
+
+pub use store::{Condition, ObjectMeta, Store, StoreError, Written};
