@@ -139,6 +139,9 @@ fn deb_builds_installs_runs_from_cron_and_purges() {
             "--quiet",
             "--workspace",
             "--bins",
+            // The .deb carries the store and the fleet (docs/fleet.md).
+            "--features",
+            cutover_tests::bins::S3_FEATURES,
             "--target-dir",
         ])
         .arg(target_dir()));

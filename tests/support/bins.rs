@@ -48,6 +48,27 @@ pub fn fault_bin(name: &str) -> PathBuf {
     .join(name)
 }
 
+/// The features that build the binaries with the store and the fleet
+/// (docs/fleet.md); the .deb is built with them.
+pub const S3_FEATURES: &str = "collector/s3,switcher/s3,deliver/s3";
+
+/// The path of a workspace binary built with the store and the fleet (the
+/// `s3` features) and fault injection, in its own target folder: the fleet
+/// tests use these. `CUTOVER_FLEET_BIN_DIR` overrides it with prebuilt ones.
+pub fn fleet_bin(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("CUTOVER_FLEET_BIN_DIR") {
+            return PathBuf::from(dir);
+        }
+        let target = target_dir().join("fleet");
+        let features = format!("{S3_FEATURES},collector/fault-injection,switcher/fault-injection");
+        cargo_build(&target, &["--features", &features]);
+        target.join("debug")
+    })
+    .join(name)
+}
+
 /// The workspace's target folder, found from this test executable's path
 /// (`<target>/debug/deps/<test>`).
 pub fn target_dir() -> PathBuf {
