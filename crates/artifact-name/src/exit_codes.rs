@@ -15,6 +15,8 @@
 //! | 6 | [`UPLOAD_FAILED`] | `artifact-name deliver` |
 //! | 7 | [`WAIT_TIMED_OUT`] | `artifact-name deliver --wait` |
 //! | 8 | [`WAIT_HELD`] | `artifact-name deliver --wait` |
+//! | 9 | [`ROLLOUT_HALTED`] | `artifact-name deliver --wait --group` |
+//! | 10 | [`STORE_UNFIT`] | `switcher check`, switcher (rolling mode) |
 //! | 78 | [`CONFIG`] | collector, switcher |
 //! | 130, 143 | [`CANCELLED_SIGINT`], [`CANCELLED_SIGTERM`] | `artifact-name deliver` |
 
@@ -56,6 +58,16 @@ pub const WAIT_TIMED_OUT: u8 = 7;
 /// `switcher pin`).
 pub const WAIT_HELD: u8 = 8;
 
+/// `artifact-name deliver --wait --group`: the group's rollout of the
+/// artifact halted: `[fleet] max_failures` VMs failed it, so no VM of the
+/// group tries it any more (docs/fleet.md).
+pub const ROLLOUT_HALTED: u8 = 9;
+
+/// The store (`[store]`) cannot be used for what was asked: `switcher
+/// check` found it ignores conditional writes, or rolling mode refused to
+/// start on such a store (docs/fleet.md, "Conditional writes").
+pub const STORE_UNFIT: u8 = 10;
+
 /// The config file is missing or not valid (`EX_CONFIG` of sysexits.h).
 pub const CONFIG: u8 = 78;
 
@@ -83,6 +95,8 @@ mod tests {
             UPLOAD_FAILED,
             WAIT_TIMED_OUT,
             WAIT_HELD,
+            ROLLOUT_HALTED,
+            STORE_UNFIT,
             CONFIG,
             CANCELLED_SIGINT,
             CANCELLED_SIGTERM,

@@ -4,12 +4,14 @@
 //!   typed conditional-write outcomes and request counts.
 //! - [`layout`]: the keys of everything in the store.
 //! - [`report`]: a VM's report (`fleet/<group>/status/<vm>.json`).
+//! - [`rollout`]: failed deploys per VM and the halt of a rollout.
 //!
 //! The binaries link this crate only with their `s3` feature (the .deb
 //! enables it), so a build without it carries no HTTP or TLS code.
 
 pub mod layout;
 pub mod report;
+pub mod rollout;
 pub mod store;
 
 pub use store::{Condition, ObjectMeta, Store, StoreError, Written};
