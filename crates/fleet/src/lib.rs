@@ -3,6 +3,9 @@
 //! - [`store`]: the S3 client (signed by rusty-s3, sent by ureq), with
 //!   typed conditional-write outcomes and request counts.
 //! - [`layout`]: the keys of everything in the store.
+//! - [`lease`]: the rolling switch's slot leases (If-None-Match, If-Match,
+//!   the store's clock).
+//! - [`probe`]: whether the store honours conditional writes.
 //! - [`report`]: a VM's report (`fleet/<group>/status/<vm>.json`).
 //! - [`rollout`]: failed deploys per VM and the halt of a rollout.
 //!
@@ -10,6 +13,8 @@
 //! enables it), so a build without it carries no HTTP or TLS code.
 
 pub mod layout;
+pub mod lease;
+pub mod probe;
 pub mod report;
 pub mod rollout;
 pub mod store;

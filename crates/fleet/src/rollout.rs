@@ -57,3 +57,86 @@ impl HaltRecord {
         )
     }
 }
+
+/// What the group knows of `artifact`'s rollout.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// The VMs that failed it.
+    pub failed_vms: Vec<String>,
+    /// The halt record, when one was written.
+    pub halted: Option<HaltRecord>,
+}
+
+/// Reads the failures of `artifact` in `group` (one LIST) and, when they
+/// reach `max_failures`, the halt record, writing it when it is missing.
+pub fn standing(
+    store: &crate::Store,
+    group: &str,
+    artifact: &str,
+    max_failures: u32,
+) -> Result<Standing, crate::StoreError> {
+    let listed = store.list(&crate::layout::failures_dir(group, artifact))?;
+    let failed_vms: Vec<String> = listed
+        .iter()
+        .filter_map(|o| {
+            o.key
+                .rsplit('/')
+                .next()
+                .and_then(|f| f.strip_suffix(".json"))
+                .map(str::to_string)
+        })
+        .collect();
+    let mut standing = Standing {
+        failed_vms,
+        halted: None,
+    };
+    if standing.failed_vms.len() < max_failures as usize {
+        return Ok(standing);
+    }
+    let key = crate::layout::halted(group, artifact);
+    if let Some((bytes, _)) = store.get(&key)? {
+        if let Ok(record) = serde_json::from_slice::<HaltRecord>(&bytes) {
+            standing.halted = Some(record);
+            return Ok(standing);
+        }
+    }
+    let mut failures = Vec::new();
+    for o in &listed {
+        if let Some((bytes, _)) = store.get(&o.key)? {
+            if let Ok(f) = serde_json::from_slice::<FailureRecord>(&bytes) {
+                failures.push(f);
+            }
+        }
+    }
+    let record = HaltRecord {
+        artifact: artifact.to_string(),
+        max_failures,
+        failures,
+        at: deploy_root::time::rfc3339(chrono::Utc::now()),
+    };
+    let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
+    match store.put_bytes(&key, &bytes, &crate::Condition::Create) {
+        Ok(_) => tracing::warn!(
+            "the rollout of {artifact} in group {group} {}",
+            record.summary()
+        ),
+        // Another VM wrote it first: theirs stands.
+        Err(crate::StoreError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    standing.halted = Some(record);
+    Ok(standing)
+}
+
+/// Records this VM's failed deploy of `failure.artifact` (its own object,
+/// overwritten if it failed before).
+pub fn record_failure(
+    store: &crate::Store,
+    group: &str,
+    failure: &FailureRecord,
+) -> Result<(), crate::StoreError> {
+    let key = crate::layout::failure(group, &failure.artifact, &failure.vm);
+    let bytes = serde_json::to_vec_pretty(failure).unwrap_or_default();
+    store.put_bytes(&key, &bytes, &crate::Condition::Overwrite)?;
+    Ok(())
+}

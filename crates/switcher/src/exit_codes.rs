@@ -17,6 +17,9 @@ pub use artifact_name::exit_codes::ERROR;
 pub use artifact_name::exit_codes::OK;
 /// A deploy failed and going back failed too: the service may be down.
 pub use artifact_name::exit_codes::ROLLBACK_FAILED;
+/// The store ignores conditional writes: `switcher check` found it, or
+/// rolling mode (`[fleet] max_parallel`) refused to start on it.
+pub use artifact_name::exit_codes::STORE_UNFIT;
 
 /// The exit codes as `--help` shows them (keep in step with the constants).
 pub const HELP: &str = "\
@@ -28,4 +31,6 @@ Exit codes:
       nothing running was touched; the previous release runs
   4   a deploy failed and going back failed too: the service may be down
   5   switcher check found problems (each is printed with its fix)
+  10  the store ignores conditional writes: rolling mode ([fleet] max_parallel)
+      refuses to start on it (switcher check says so too)
   78  the config file is missing or not valid";

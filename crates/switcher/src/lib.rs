@@ -45,6 +45,8 @@ pub mod release;
 pub mod releases_cmd;
 pub mod retention;
 pub mod rollback;
+#[cfg(feature = "s3")]
+pub mod rolling;
 pub mod shell;
 pub mod staged;
 pub mod switch;

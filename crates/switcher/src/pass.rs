@@ -41,17 +41,32 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
         tracing::warn!("rotating the command logs: {e:#}");
     }
     let started = Instant::now();
-    let result = locked_pass(config, layout, started);
+    let mut fleet_note = None;
+    let result = locked_pass(config, layout, started, &mut fleet_note);
     // The status page is refreshed after every pass, whatever its outcome.
     if let Err(e) = status::refresh(config, layout) {
         tracing::warn!("refreshing the status page: {e:#}");
     }
+    // ...and, in a fleet, this VM's report in the store (one PUT).
+    #[cfg(feature = "s3")]
+    match crate::rolling::Fleet::open(config) {
+        Ok(Some(fleet)) => crate::rolling::publish_report(&fleet, config, layout, fleet_note, None),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("the fleet's store: {e:#}"),
+    }
+    #[cfg(not(feature = "s3"))]
+    let _ = fleet_note;
     // Last, still under the lock: word of the pass, never its outcome.
     crate::notify::flush(config, layout);
     result
 }
 
-fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Result<u8> {
+fn locked_pass(
+    config: &Config,
+    layout: &Layout,
+    started: Instant,
+    fleet_note: &mut Option<String>,
+) -> anyhow::Result<u8> {
     let mut st: SwitcherState = state::load(&layout.switcher_state())?;
     let mut retry = None;
     match recover::recover(config, layout, &mut st)? {
@@ -70,7 +85,35 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
     // first; `config` then carries the followed branches.
     let (config, held) = &control::for_pass(config, layout)?;
     let staged = staged::list(layout)?;
-    let plan = plan::choose_held(config, &st, held, &staged, Utc::now());
+    #[cfg_attr(not(feature = "s3"), allow(unused_mut))]
+    let mut plan = plan::choose_held(config, &st, held, &staged, Utc::now());
+    // A fleet (`[fleet]`): the group's holds, the rollout's standing and,
+    // in rolling mode, a slot, only when there is something to deploy (an
+    // idle pass asks the store nothing).
+    #[cfg(feature = "s3")]
+    let mut keeper = None;
+    #[cfg(feature = "s3")]
+    let fleet = match &plan.choice {
+        Some(_) => crate::rolling::Fleet::open(config)?,
+        None => None,
+    };
+    #[cfg(feature = "s3")]
+    if let Some(fleet) = &fleet {
+        match fleet_gate(config, layout, &st, held, &staged, plan, fleet, fleet_note)? {
+            FleetGate::Plan(p, k) => {
+                plan = p;
+                keeper = k;
+            }
+            FleetGate::Unfit(p, why) => {
+                tracing::error!("{why}");
+                st.held.clone_from(&p.held);
+                save(config, layout, &mut st, started)?;
+                return Ok(exit_codes::STORE_UNFIT);
+            }
+        }
+    }
+    #[cfg(not(feature = "s3"))]
+    let _ = fleet_note;
     // Said once when an artifact starts being held (cron mails what is
     // printed: not every minute), and recorded for the status page.
     for (artifact, why) in &plan.held {
@@ -87,9 +130,98 @@ fn locked_pass(config: &Config, layout: &Layout, started: Instant) -> anyhow::Re
         retention::prune(config, layout, &st, &staged);
         return Ok(exit_codes::OK);
     };
-    deploy(
+    let result = deploy(
         config, layout, &mut st, &choice, retry, &staged, started, None,
-    )
+    );
+    #[cfg(feature = "s3")]
+    if let Some(fleet) = &fleet {
+        crate::rolling::after(fleet, keeper, choice.staged.name.file_name(), &st);
+    }
+    result
+}
+
+/// What the fleet made of a pass's plan.
+#[cfg(feature = "s3")]
+enum FleetGate {
+    /// The plan to follow (its choice may be gone: waiting or halted),
+    /// with the slot lease when one was taken.
+    Plan(plan::Plan, Option<fleet::lease::Keeper>),
+    /// Rolling mode refused to start: the store ignores conditional writes.
+    Unfit(plan::Plan, String),
+}
+
+/// Applies the group's holds, skips artifacts whose rollout halted (the
+/// next newest may go), and takes a slot in rolling mode.
+#[cfg(feature = "s3")]
+#[allow(clippy::too_many_arguments)]
+fn fleet_gate(
+    config: &Config,
+    layout: &Layout,
+    st: &SwitcherState,
+    held: &control::Held,
+    staged: &[staged::Staged],
+    mut plan: plan::Plan,
+    fleet: &crate::rolling::Fleet,
+    note: &mut Option<String>,
+) -> anyhow::Result<FleetGate> {
+    use crate::rolling::Gate;
+    let now = Utc::now();
+    let mut held = held.clone();
+    let mut extra = BTreeMap::new();
+    match fleet.holds() {
+        Ok(group) if !group.is_empty() => {
+            let group_held = control::Held::at(config, &group, now);
+            for (c, why) in group_held.0 {
+                held.0
+                    .entry(c)
+                    .or_insert_with(|| format!("{why} (fleet-wide, group {})", fleet.config.group));
+            }
+            plan = plan::choose_held(config, st, &held, staged, now);
+        }
+        Ok(_) => {}
+        Err(e) => {
+            if let Some(choice) = plan.choice.take() {
+                let why = format!("waiting for the store: {e}");
+                tracing::warn!("not deploying {}: {why}", choice.staged.name.file_name());
+                extra.insert(choice.staged.name.file_name().to_string(), why);
+            }
+        }
+    }
+    let mut left: Vec<staged::Staged> = staged.to_vec();
+    let mut keeper = None;
+    while let Some(choice) = &plan.choice {
+        let artifact = choice.staged.name.file_name().to_string();
+        let gate = match crate::rolling::gate(fleet, layout, &artifact, config.status.period) {
+            Ok(g) => g,
+            Err(e) if e.is::<crate::rolling::StoreUnfit>() => {
+                plan.held.insert(artifact, e.to_string());
+                return Ok(FleetGate::Unfit(plan, format!("{e:#}")));
+            }
+            Err(e) => return Err(e),
+        };
+        match gate {
+            Gate::Go(k) => {
+                keeper = k;
+                break;
+            }
+            Gate::Halted(why) => {
+                extra.insert(artifact.clone(), why);
+                left.retain(|s| s.name.file_name() != artifact);
+                plan = plan::choose_held(config, st, &held, &left, now);
+            }
+            Gate::Wait(why) => {
+                tracing::info!("not deploying {artifact} yet: {why}");
+                extra.insert(artifact, why);
+                plan.choice = None;
+            }
+        }
+    }
+    *note = extra
+        .iter()
+        .next_back()
+        .map(|(a, why)| format!("{a}: {why}"));
+    plan.held.extend(extra);
+    Ok(FleetGate::Plan(plan, keeper))
 }
 
 /// What a deploy by hand (`switcher deploy`) adds to the shared path: who
