@@ -106,6 +106,7 @@ pub fn run(
     check_nginx(config, opts, &mut report);
     check_systemd(config, layout, opts, &mut report);
     check_state(layout, &mut report);
+    check_store(config, layout, &mut report);
 
     for line in &report.lines {
         writeln!(out, "{line}")?;
@@ -116,6 +117,98 @@ pub fn run(
         n => writeln!(out, "\n{n} problems found")?,
     }
     Ok(report.problems)
+}
+
+/// `[store]`: reachable with these credentials, and (with `[fleet]`) fit
+/// for leases: the probe's answer is recorded (state/store-probe.json), so
+/// that rolling mode starts, or keeps refusing, by what was found here.
+#[cfg(feature = "s3")]
+fn check_store(config: &Config, layout: &Layout, report: &mut Report) {
+    let Some(store_config) = &config.store else {
+        return;
+    };
+    let store = match fleet::Store::open(store_config) {
+        Ok(s) => s,
+        Err(e) => {
+            report.problem(
+                format!("[store] cannot be used: {e}"),
+                "set [store] credentials_file (a file only the cutover user can read), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment of cron and cutover-watch",
+            );
+            return;
+        }
+    };
+    match store.list(fleet::layout::DROP) {
+        Ok(objects) => report.ok(format!(
+            "store {} at {} answers ({} objects under drop/)",
+            store.label(),
+            store.endpoint(),
+            objects.len()
+        )),
+        Err(e) => {
+            report.problem(
+                format!("store {}: {e}", store.label()),
+                "check [store] url, endpoint, region and path_style, the credentials, and that the bucket exists",
+            );
+            return;
+        }
+    }
+    let vm = match &config.fleet {
+        Some(f) => match f.vm_id() {
+            Ok(id) => id,
+            Err(e) => {
+                report.problem(format!("[fleet] id: {e}"), "set [fleet] id");
+                return;
+            }
+        },
+        None => "check".to_string(),
+    };
+    let fleet = crate::rolling::Fleet {
+        store: std::sync::Arc::new(store),
+        config: config.fleet.clone().unwrap_or(deploy_root::fleet_config::FleetConfig {
+            group: "default".into(),
+            id: None,
+            max_parallel: None,
+            max_failures: 1,
+            lease_ttl: std::time::Duration::from_secs(120),
+        }),
+        vm,
+    };
+    match crate::rolling::probe_and_record(&fleet, layout) {
+        Ok(r) if r.problems.is_empty() => report.ok(format!(
+            "store {} honours conditional writes (create twice, stale If-Match, a race of concurrent creates)",
+            fleet.store.label()
+        )),
+        Ok(r) => {
+            let rolling = config.fleet.as_ref().is_some_and(|f| f.max_parallel.is_some());
+            report.problem(
+                format!(
+                    "store {} ignores conditional writes: {}{}",
+                    fleet.store.label(),
+                    r.problems.join("; "),
+                    if rolling {
+                        "; rolling mode ([fleet] max_parallel) refuses to start on it"
+                    } else {
+                        ""
+                    }
+                ),
+                "use a store that honours If-None-Match and If-Match (AWS S3, SeaweedFS, Ceph RGW; docs/fleet.md), or do without [fleet] max_parallel",
+            );
+        }
+        Err(e) => report.problem(
+            format!("probing store {} for conditional writes: {e:#}", fleet.store.label()),
+            "check that the credentials may write and delete under the store's prefix (probe/)",
+        ),
+    }
+}
+
+#[cfg(not(feature = "s3"))]
+fn check_store(config: &Config, _layout: &Layout, report: &mut Report) {
+    if config.store.is_some() {
+        report.problem(
+            "[store] is set, but this switcher was built without the store (feature s3)",
+            "install the cutover .deb (it has it), or build with --features collector/s3,switcher/s3,deliver/s3",
+        );
+    }
 }
 
 fn check_folders(layout: &Layout, owner: Option<&User>, report: &mut Report) {

@@ -21,6 +21,15 @@ use crate::{
 
 /// Runs one pass and returns the exit code.
 pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<u8> {
+    // Without the store, a VM of a rolling group would switch without a
+    // slot: refuse rather than ignore [fleet].
+    if !cfg!(feature = "s3") && (config.fleet.is_some() || config.store.is_some()) {
+        tracing::error!(
+            "config {}: [store]/[fleet] are set, but this switcher was built without the store (feature s3): install the cutover .deb, or build with --features collector/s3,switcher/s3,deliver/s3",
+            config.path.display()
+        );
+        return Ok(exit_codes::CONFIG);
+    }
     layout.ensure()?;
     let Some(_lock) = lock::try_lock(&layout.switcher_lock())? else {
         // Normal when a pass outlasts cron's minute: not worth a mail
