@@ -164,13 +164,16 @@ fn check_store(config: &Config, layout: &Layout, report: &mut Report) {
     };
     let fleet = crate::rolling::Fleet {
         store: std::sync::Arc::new(store),
-        config: config.fleet.clone().unwrap_or(deploy_root::fleet_config::FleetConfig {
-            group: "default".into(),
-            id: None,
-            max_parallel: None,
-            max_failures: 1,
-            lease_ttl: std::time::Duration::from_secs(120),
-        }),
+        config: config
+            .fleet
+            .clone()
+            .unwrap_or(deploy_root::fleet_config::FleetConfig {
+                group: "default".into(),
+                id: None,
+                max_parallel: None,
+                max_failures: 1,
+                lease_ttl: std::time::Duration::from_secs(120),
+            }),
         vm,
     };
     match crate::rolling::probe_and_record(&fleet, layout) {

@@ -67,11 +67,19 @@ pub enum Verb {
         /// long ("8h", "30m").
         #[arg(long, value_name = "TIME", value_parser = parse_until)]
         until: Option<Until>,
+        /// For the whole group (`[fleet]`): written to the store, every VM
+        /// of the group honours it (docs/fleet.md).
+        #[arg(long)]
+        fleet: bool,
     },
     /// Lift pins: automatic passes deploy these components again.
     Unpin {
         /// The components [default: all].
         components: Vec<String>,
+        /// For the whole group (`[fleet]`): written to the store, every VM
+        /// of the group honours it (docs/fleet.md).
+        #[arg(long)]
+        fleet: bool,
     },
     /// No automatic deploys for any component (the collector keeps collecting).
     Freeze {
@@ -82,9 +90,18 @@ pub enum Verb {
         /// long ("8h", "30m").
         #[arg(long, value_name = "TIME", value_parser = parse_until)]
         until: Option<Until>,
+        /// For the whole group (`[fleet]`): written to the store, every VM
+        /// of the group honours it (docs/fleet.md).
+        #[arg(long)]
+        fleet: bool,
     },
     /// Lift the freeze.
-    Unfreeze,
+    Unfreeze {
+        /// For the whole group (`[fleet]`): written to the store, every VM
+        /// of the group honours it (docs/fleet.md).
+        #[arg(long)]
+        fleet: bool,
+    },
     /// Clear an artifact's failure mark, so that the next pass may try it again.
     Retry {
         /// The artifact's file name, as `switcher releases` or the status page show it.
@@ -302,6 +319,7 @@ pub fn run(config: &Config, layout: &Layout, verb: Verb, dry_run: bool) -> anyho
             components,
             reason,
             until,
+            fleet,
         } => {
             let components = pick(config, &components)?;
             let hold = Hold {
@@ -314,7 +332,7 @@ pub fn run(config: &Config, layout: &Layout, verb: Verb, dry_run: bool) -> anyho
             change(
                 config,
                 layout,
-                dry_run,
+                Scope::of(fleet, dry_run),
                 "pin",
                 components.clone(),
                 &who,
@@ -350,13 +368,13 @@ pub fn run(config: &Config, layout: &Layout, verb: Verb, dry_run: bool) -> anyho
                 },
             )
         }
-        Verb::Unpin { components } => {
+        Verb::Unpin { components, fleet } => {
             let named = !components.is_empty();
             let components = pick(config, &components)?;
             change(
                 config,
                 layout,
-                dry_run,
+                Scope::of(fleet, dry_run),
                 "unpin",
                 components.clone(),
                 &who,
@@ -378,7 +396,11 @@ pub fn run(config: &Config, layout: &Layout, verb: Verb, dry_run: bool) -> anyho
                 },
             )
         }
-        Verb::Freeze { reason, until } => {
+        Verb::Freeze {
+            reason,
+            until,
+            fleet,
+        } => {
             let hold = Hold {
                 reason,
                 who: who.clone(),
@@ -386,19 +408,27 @@ pub fn run(config: &Config, layout: &Layout, verb: Verb, dry_run: bool) -> anyho
                 until: until.map(|u| u.at(now)),
             };
             let all: Vec<String> = config.components.keys().cloned().collect();
-            change(config, layout, dry_run, "freeze", Vec::new(), &who, |c| {
-                c.freeze = Some(hold.clone());
-                let words = format!(
-                    "freeze: no automatic deploys for any component, {}",
-                    hold.words()
-                );
-                Ok((words, Some(hold_event(Kind::Frozen, all, &hold))))
-            })
+            change(
+                config,
+                layout,
+                Scope::of(fleet, dry_run),
+                "freeze",
+                Vec::new(),
+                &who,
+                |c| {
+                    c.freeze = Some(hold.clone());
+                    let words = format!(
+                        "freeze: no automatic deploys for any component, {}",
+                        hold.words()
+                    );
+                    Ok((words, Some(hold_event(Kind::Frozen, all.clone(), &hold))))
+                },
+            )
         }
-        Verb::Unfreeze => change(
+        Verb::Unfreeze { fleet } => change(
             config,
             layout,
-            dry_run,
+            Scope::of(fleet, dry_run),
             "unfreeze",
             Vec::new(),
             &who,
@@ -428,23 +458,31 @@ pub fn run(config: &Config, layout: &Layout, verb: Verb, dry_run: bool) -> anyho
                 until: until.map(|u| u.at(now)),
             };
             let configured = config.switcher.branches.clone();
-            change(config, layout, dry_run, "follow", Vec::new(), &who, |c| {
-                if default {
-                    c.follow = None;
-                    let words = format!(
-                        "follow the config's branches again ({})",
-                        branch_words(&configured)
-                    );
-                    return Ok((words, None));
-                }
-                let branches = if any { Vec::new() } else { branches.clone() };
-                let words = format!("follow {}, {}", branch_words(&branches), hold.words());
-                c.follow = Some(Follow {
-                    branches,
-                    hold: hold.clone(),
-                });
-                Ok((words, None))
-            })
+            change(
+                config,
+                layout,
+                Scope::of(false, dry_run),
+                "follow",
+                Vec::new(),
+                &who,
+                |c| {
+                    if default {
+                        c.follow = None;
+                        let words = format!(
+                            "follow the config's branches again ({})",
+                            branch_words(&configured)
+                        );
+                        return Ok((words, None));
+                    }
+                    let branches = if any { Vec::new() } else { branches.clone() };
+                    let words = format!("follow {}, {}", branch_words(&branches), hold.words());
+                    c.follow = Some(Follow {
+                        branches,
+                        hold: hold.clone(),
+                    });
+                    Ok((words, None))
+                },
+            )
         }
     }
 }
@@ -490,15 +528,36 @@ fn pick(config: &Config, named: &[String]) -> anyhow::Result<Vec<String>> {
 /// a copy it then forgets. `edit` returns what it did, in words, and the
 /// event to notify, if any: emitted once the change is written, still
 /// under the lock, and sent by this run.
+/// A change to the holds: what it did in words, and its event.
+type Edit<'a> = dyn Fn(&mut ControlState) -> anyhow::Result<(String, Option<Event>)> + 'a;
+
+/// Where a hold is set: this VM's state/control.json, or the group's in
+/// the store (`--fleet`); and whether only to say what would change.
+#[derive(Clone, Copy, Debug)]
+struct Scope {
+    fleet: bool,
+    dry_run: bool,
+}
+
+impl Scope {
+    fn of(fleet: bool, dry_run: bool) -> Scope {
+        Scope { fleet, dry_run }
+    }
+}
+
 fn change(
     config: &Config,
     layout: &Layout,
-    dry_run: bool,
+    scope: Scope,
     action: &str,
     components: Vec<String>,
     who: &str,
-    edit: impl FnOnce(&mut ControlState) -> anyhow::Result<(String, Option<Event>)>,
+    edit: impl Fn(&mut ControlState) -> anyhow::Result<(String, Option<Event>)>,
 ) -> anyhow::Result<u8> {
+    let dry_run = scope.dry_run;
+    if scope.fleet {
+        return change_fleet(config, dry_run, &edit);
+    }
     if dry_run {
         let mut control = ctl::load(layout)?;
         let (words, _) = edit(&mut control)?;
@@ -530,6 +589,65 @@ fn change(
     }
     say(&format!("{}.", sentence(&words)), true)?;
     Ok(exit_codes::OK)
+}
+
+/// A hold for the whole group: `fleet/<group>/control.json` in the store,
+/// read and written back with If-Match (or created with If-None-Match), so
+/// that two operators' changes never overwrite each other; a lost race is
+/// read again and retried.
+#[cfg(feature = "s3")]
+fn change_fleet(config: &Config, dry_run: bool, edit: &Edit<'_>) -> anyhow::Result<u8> {
+    let Some(fleet) = crate::rolling::Fleet::open(config)? else {
+        bail!(
+            "--fleet needs [store] and [fleet] in {}: the group's holds live in its store",
+            config.path.display()
+        );
+    };
+    let key = fleet::layout::control(&fleet.config.group);
+    for _ in 0..5 {
+        let current = fleet.store.get(&key)?;
+        let (mut control, condition) = match &current {
+            Some((bytes, meta)) => (
+                serde_json::from_slice::<ControlState>(bytes)
+                    .with_context(|| format!("{key} in the store is not the group's holds"))?,
+                fleet::Condition::Match(meta.etag.clone()),
+            ),
+            None => (ControlState::default(), fleet::Condition::Create),
+        };
+        let (words, _) = edit(&mut control)?;
+        let group = &fleet.config.group;
+        if dry_run {
+            say(
+                &format!("Dry run: nothing is changed. Would {words} for every VM of the group {group} (fleet-wide)."),
+                true,
+            )?;
+            return Ok(exit_codes::OK);
+        }
+        control.schema = deploy_root::control::SCHEMA;
+        let bytes = serde_json::to_vec_pretty(&control)?;
+        match fleet.store.put_bytes(&key, &bytes, &condition) {
+            Ok(_) => {
+                tracing::info!("{words} (fleet-wide, group {group}): written to {key}");
+                say(
+                    &format!("{} for every VM of the group {group} (fleet-wide; each VM applies it at its next pass).", sentence(&words)),
+                    true,
+                )?;
+                return Ok(exit_codes::OK);
+            }
+            Err(
+                fleet::StoreError::Precondition { .. } | fleet::StoreError::AlreadyExists { .. },
+            ) => {
+                tracing::debug!("{key} changed meanwhile; reading it again");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    bail!("the group's holds kept changing under this command; try again")
+}
+
+#[cfg(not(feature = "s3"))]
+fn change_fleet(_config: &Config, _dry_run: bool, _edit: &Edit<'_>) -> anyhow::Result<u8> {
+    bail!("--fleet needs a switcher built with the store (feature s3; the .deb has it)")
 }
 
 /// Prints to stdout (a line with `newline`).
