@@ -7,6 +7,7 @@
 //! - [`net`]: free loopback ports and a tiny HTTP GET.
 //! - [`sshd`]: a real OpenSSH server on a loopback port, for deliveries.
 //! - [`nginx`]: a real nginx child process serving deploy/nginx's site.
+//! - [`fleet`]: a group of VMs (deploy roots) on one real S3 store.
 //! - [`chromium`]: headless Chromium: rendered DOM and screenshots.
 //! - [`packages`]: Debian packages installed when missing (as root), or a
 //!   failure that names the install command.
@@ -23,6 +24,7 @@ pub mod archive;
 pub mod bins;
 pub mod chromium;
 pub mod fake_s3;
+pub mod fleet;
 pub mod net;
 pub mod nginx;
 pub mod packages;

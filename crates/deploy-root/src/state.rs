@@ -319,4 +319,21 @@ pub struct HistoryEntry {
     pub steps: Vec<(String, u64)>,
     /// The whole pass, in milliseconds.
     pub total_ms: u64,
+    /// In a rolling fleet: the switch slot this deploy held, and when
+    /// (to the millisecond, this VM's clock) it was taken and the deploy
+    /// ended (the slot is released right after).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<SlotSpan>,
+}
+
+/// The switch slot a deploy held ([`HistoryEntry::slot`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotSpan {
+    /// The slot number.
+    pub slot: u32,
+    /// When it was taken (RFC 3339 with milliseconds and Z).
+    pub taken_at: String,
+    /// When the deploy ended (RFC 3339 with milliseconds and Z).
+    #[serde(default)]
+    pub ended_at: Option<String>,
 }

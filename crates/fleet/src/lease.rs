@@ -227,11 +227,13 @@ pub fn release(store: &Store, lease: &Lease) -> Result<(), StoreError> {
 pub struct Keeper {
     stop: mpsc::Sender<()>,
     thread: JoinHandle<Lease>,
+    slot: u32,
 }
 
 impl Keeper {
     /// Starts renewing `lease` every third of its TTL.
     pub fn start(store: Arc<Store>, lease: Lease) -> Keeper {
+        let slot = lease.slot;
         let (stop, stopped) = mpsc::channel::<()>();
         let every = Duration::from_secs(lease.body.ttl_seconds.max(3)) / 3;
         let thread = std::thread::spawn(move || {
@@ -257,7 +259,12 @@ impl Keeper {
                 }
             }
         });
-        Keeper { stop, thread }
+        Keeper { stop, thread, slot }
+    }
+
+    /// The slot held.
+    pub fn slot(&self) -> u32 {
+        self.slot
     }
 
     /// Stops renewing; the lease as last written.

@@ -718,6 +718,7 @@ fn record(
         reason: Some(words),
         steps: Vec::new(),
         total_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        slot: None,
     };
     history::append_any(layout, &AttributedEntry { entry, who })
 }
@@ -963,6 +964,7 @@ fn deploy_locked(
             &staged,
             started,
             Some(&by_hand),
+            None,
         )?;
         if code == exit_codes::OK {
             // The pin was written before the state (ByHand::on_deployed);

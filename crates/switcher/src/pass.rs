@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use chrono::Utc;
-use deploy_root::state::{ArtifactInfo, HistoryEntry, RunningRelease, SwitcherState};
+use deploy_root::state::{ArtifactInfo, HistoryEntry, RunningRelease, SlotSpan, SwitcherState};
 use deploy_root::{fault, lock, state, Config, Layout};
 
 use crate::exit_codes;
@@ -111,6 +111,9 @@ fn locked_pass(
         match fleet_gate(config, layout, &st, held, &staged, plan, fleet, fleet_note)? {
             FleetGate::Plan(p, k) => {
                 plan = p;
+                if k.is_some() {
+                    fault::point("switcher:fleet-after-lease");
+                }
                 keeper = k;
             }
             FleetGate::Unfit(p, why) => {
@@ -139,8 +142,16 @@ fn locked_pass(
         retention::prune(config, layout, &st, &staged);
         return Ok(exit_codes::OK);
     };
+    #[cfg(feature = "s3")]
+    let slot = keeper.as_ref().map(|k| SlotSpan {
+        slot: k.slot(),
+        taken_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ended_at: None,
+    });
+    #[cfg(not(feature = "s3"))]
+    let slot = None;
     let result = deploy(
-        config, layout, &mut st, &choice, retry, &staged, started, None,
+        config, layout, &mut st, &choice, retry, &staged, started, None, slot,
     );
     #[cfg(feature = "s3")]
     if let Some(fleet) = &fleet {
@@ -264,6 +275,7 @@ pub fn deploy(
     staged: &[staged::Staged],
     started: Instant,
     by_hand: Option<&ByHand<'_>>,
+    slot: Option<SlotSpan>,
 ) -> anyhow::Result<u8> {
     let at = Utc::now();
     let name = &choice.staged.name;
@@ -331,6 +343,7 @@ pub fn deploy(
         reason: None,
         steps: Vec::new(),
         total_ms: 0,
+        slot,
     };
     if let Err(failure) = prepared {
         tracing::error!("{artifact}: {failure}; nothing running was touched");
@@ -415,6 +428,9 @@ fn finish(
     save(config, layout, st, started)?;
     entry.steps = steps;
     entry.total_ms = ms(started);
+    if let Some(slot) = &mut entry.slot {
+        slot.ended_at = Some(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
     match by_hand {
         None => history::append(layout, &entry)?,
         Some(h) => history::append_any(

@@ -91,6 +91,7 @@ pub fn recover(
         reason: Some(format!("a pass was cut short at step {}", j.step.as_str())),
         steps: vec![("recover".into(), total_ms)],
         total_ms,
+        slot: None,
     };
     if let Err(why) = &restored {
         entry.outcome = "recover-failed".into();

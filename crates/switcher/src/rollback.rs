@@ -91,6 +91,7 @@ fn locked(
         reason: None,
         steps: Vec::new(),
         total_ms: 0,
+        slot: None,
     };
     let code = match outcome {
         Outcome::Done => {

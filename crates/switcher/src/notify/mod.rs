@@ -638,6 +638,7 @@ mod tests {
             reason: Some("why".into()),
             steps: Vec::new(),
             total_ms: 0,
+            slot: None,
         };
         let events = events_of(&st, &entry("deploy", "rolled-back"));
         assert_eq!(kinds(&events), ["failed", "rolled-back"]);

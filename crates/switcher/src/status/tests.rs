@@ -248,6 +248,7 @@ fn out_of_sync_is_normal_for_a_few_minutes_then_a_problem() {
         reason: Some("disk full while unpacking".into()),
         steps: Vec::new(),
         total_ms: 12,
+        slot: None,
     });
     let d = doc(&i);
     assert_eq!(

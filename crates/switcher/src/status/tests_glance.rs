@@ -95,6 +95,7 @@ fn entry(
         reason: None,
         steps: Vec::new(),
         total_ms: 900,
+        slot: None,
     }
 }
 
