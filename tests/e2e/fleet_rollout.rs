@@ -175,6 +175,32 @@ fn wait_stopped(child: &mut std::process::Child) {
     }
 }
 
+/// When slot `slot`'s lease object was last written, by the store's clock.
+fn lease_written(group: &Group, slot: u32) -> DateTime<Utc> {
+    let out = group
+        .store
+        .curl()
+        .arg("-I")
+        .arg(group.store.url(&format!(
+            "{}/fleet/{}/leases/{slot}.json",
+            group.prefix, group.name
+        )))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let value = text
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("last-modified"))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no Last-Modified for the lease:\n{text}"));
+    DateTime::parse_from_rfc2822(&value)
+        .unwrap_or_else(|e| panic!("{value:?}: {e}"))
+        .with_timezone(&Utc)
+}
+
 #[test]
 fn a_vm_killed_while_it_holds_a_slot_loses_it_and_converges_when_restarted() {
     let group = Group::start(5, "max_parallel = 1\nlease_ttl = \"4s\"", "");
@@ -194,13 +220,14 @@ fn a_vm_killed_while_it_holds_a_slot_loses_it_and_converges_when_restarted() {
         &[("CUTOVER_FAULT_PAUSE", "switcher:fleet-after-lease")],
     );
     wait_stopped(&mut child);
+    let taken = lease_written(&group, 0);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
     let status = child.wait().unwrap();
-    println!("vm-0's switcher: {status}");
+    println!("vm-0's switcher: {status}; its lease was written at {taken} (store's clock)");
 
     // The others go on once its lease expired (by the store's clock).
     let others = |g: &Group, i: usize| {
@@ -211,6 +238,18 @@ fn a_vm_killed_while_it_holds_a_slot_loses_it_and_converges_when_restarted() {
         group.running(0, "backend").as_deref(),
         Some(v1.name().file_name()),
         "vm-0 was killed before it switched"
+    );
+    // ...and not before: the first to switch took the slot once vm-0's
+    // lease (4 s) had expired, by the store's clock (Last-Modified is to
+    // the second, so allow one).
+    let first = intervals(&group, &v2_name)
+        .into_iter()
+        .map(|(_, start, _)| start)
+        .min()
+        .unwrap();
+    assert!(
+        first >= taken + chrono::Duration::seconds(3),
+        "a VM switched at {first} while vm-0's lease (written {taken}, 4 s) held"
     );
     // vm-0, restarted, converges.
     group.converge(LIMIT, runs_everywhere(&v2_name));
