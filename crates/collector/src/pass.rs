@@ -12,7 +12,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deploy_root::fault;
 use deploy_root::lock;
-use deploy_root::state::{self, CollectorState, SwitcherState};
+use deploy_root::state::{self, CollectorState, StoreIntake, SwitcherState};
 use deploy_root::{Config, Layout};
 use tracing::{debug, error, info};
 
@@ -152,6 +152,12 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<Outcome> {
         Err(e) => ctx.error(&e),
     }
 
+    // The store's artifacts come after the drop folder's are durable and
+    // after staging is tidy (an artifact a cut-short pull left without its
+    // marker is gone, so it can be pulled again): a store that hangs or
+    // fails never holds up or spoils the local intake.
+    let store = store_intake(&mut ctx, previous.store.as_ref());
+
     prune(&mut ctx);
 
     let last = match staging::list(&layout.staging) {
@@ -170,12 +176,45 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<Outcome> {
         last_error: (!ctx.summary.errors.is_empty()).then(|| ctx.summary.errors.join("; ")),
         last,
         waiting: ctx.summary.waiting.clone(),
+        store,
     };
     fault::point("collector:before-state-write");
     state::save(&layout.collector_state(), &state)?;
     fault::point("collector:after-state-write");
     debug!("pass done: {:?}", ctx.summary);
     Ok(Outcome::Done(ctx.summary))
+}
+
+/// The intake from the store, with `[store]` (see `store_intake`).
+#[cfg(feature = "s3")]
+fn store_intake(ctx: &mut Ctx<'_>, previous: Option<&StoreIntake>) -> Option<StoreIntake> {
+    crate::store_intake::run(ctx, previous)
+}
+
+/// Without the `s3` feature, `[store]` cannot be used: say so on the page
+/// and in the exit code rather than ignore a config that asks for it.
+#[cfg(not(feature = "s3"))]
+fn store_intake(ctx: &mut Ctx<'_>, previous: Option<&StoreIntake>) -> Option<StoreIntake> {
+    let url = ctx.config.store.as_ref()?.url.clone();
+    let error = "this collector is built without the store (its s3 feature): [store] is \
+                 ignored; install the build with it (the .deb), or remove [store]"
+        .to_string();
+    tracing::warn!("store {url}: {error}");
+    ctx.summary.store = Some(Box::new(crate::summary::StoreSummary {
+        url: url.clone(),
+        error: Some(error.clone()),
+        ..Default::default()
+    }));
+    let since = previous
+        .filter(|p| p.url == url)
+        .and_then(|p| p.error_since)
+        .unwrap_or(ctx.now);
+    Some(StoreIntake {
+        url,
+        last_error: Some(error),
+        error_since: Some(since),
+        ..StoreIntake::default()
+    })
 }
 
 /// Prunes staging and quarantine, recording what went and any error.
