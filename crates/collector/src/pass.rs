@@ -1,4 +1,5 @@
-//! One pass: lock, handle every drop entry, tidy and prune, record "Last".
+//! One pass: lock, handle every drop entry, tidy, take from the store
+//! (with `[store]`), prune, record "Last".
 //!
 //! One bad file never fails the pass: it is quarantined or reported as
 //! waiting, and the pass goes on. An I/O error on one file is logged and
