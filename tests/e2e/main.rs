@@ -6,6 +6,7 @@
 
 mod cycle;
 mod deliver;
+mod fleet_intake;
 mod generated;
 mod hostile;
 mod naming;

@@ -147,7 +147,16 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<Outcome> {
     match staging::tidy(&layout.staging, &layout.drop) {
         Ok(removed) => {
             for name in removed {
-                info!("removed staging/{name}, left half pruned by a run cut short");
+                info!(
+                    "removed staging/{name}, left half pruned (or half taken from the store) by a run cut short"
+                );
+                // Its release id is free again (for the store's intake,
+                // which comes next and may take it again).
+                if let Ok(parsed) = artifact_name::ArtifactName::parse(&name) {
+                    if ctx.stems.get(parsed.stem()) == Some(&name) {
+                        ctx.stems.remove(parsed.stem());
+                    }
+                }
             }
         }
         Err(e) => ctx.error(&e),

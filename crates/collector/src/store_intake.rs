@@ -232,12 +232,12 @@ impl Intake {
     fn note_ignored(&mut self, store: &Store, ignored: BTreeMap<String, String>) {
         let seen: BTreeSet<&String> = self.ignored.iter().collect();
         for (name, why) in &ignored {
-            let line = format!(
-                "ignoring {}/{}{}: {why} (not the collector's to delete)",
+            // Keys are anyone's text: escaped, as drop folder names are.
+            let line = quarantine::one_line(&format!(
+                "ignoring {}/{}{name}: {why} (not the collector's to delete)",
                 store.label(),
                 layout::DROP,
-                quarantine::one_line(name)
-            );
+            ));
             if seen.contains(name) {
                 debug!("{line}");
             } else {
