@@ -47,7 +47,7 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Print a summary of the pass as JSON on stdout (collected, quarantined,
-    /// waiting, pruned, errors).
+    /// waiting, pruned, errors; with [store], what was taken from the store).
     #[arg(long)]
     pub json: bool,
 
