@@ -88,8 +88,9 @@ struct Take {
     file_name: String,
     /// Its marker under a temporary name in staging.
     temp: PathBuf,
-    /// Its marker in the drop folder, to remove once staged.
-    drop_marker: (PathBuf, Ident),
+    /// Its marker in the drop folder, to remove once staged (none for an
+    /// artifact from the store, which keeps its copy).
+    drop_marker: Option<(PathBuf, Ident)>,
     /// Across filesystems: the source of the copy, to remove once staged.
     copied: Option<(PathBuf, Ident)>,
 }
@@ -135,8 +136,35 @@ impl Batch {
             name: s.name.to_os_string(),
             file_name: s.file_name.to_string(),
             temp,
-            drop_marker: s.drop_marker,
+            drop_marker: Some(s.drop_marker),
             copied: s.copied,
+        });
+        Ok(())
+    }
+
+    /// Records an artifact downloaded from the store and renamed into
+    /// staging (its data fsynced before the rename, as a copy's is), and
+    /// writes its marker under a temporary name, as [`Batch::staged`] does;
+    /// [`commit`] renames the marker into place like any other. Nothing
+    /// leaves the drop folder for it. On an error the artifact stays
+    /// staged without a marker and with no drop marker: the next pass
+    /// removes it (`staging::tidy`) and takes it from the store again.
+    #[cfg(feature = "s3")]
+    pub fn pulled(
+        &mut self,
+        staging: &Path,
+        name: &OsStr,
+        file_name: &str,
+        digest: &str,
+    ) -> anyhow::Result<()> {
+        self.staging_changed = true;
+        let temp = temp_marker(staging, name, digest)?;
+        self.takes.push(Take {
+            name: name.to_os_string(),
+            file_name: file_name.to_string(),
+            temp,
+            drop_marker: None,
+            copied: None,
         });
         Ok(())
     }
@@ -241,7 +269,7 @@ pub fn commit(ctx: &mut Ctx<'_>) {
                 collected(ctx, &t.file_name);
                 // The copy's source first: a drop marker without its
                 // artifact is what the next pass finishes from.
-                removals.push(t.copied.into_iter().chain([t.drop_marker]).collect());
+                removals.push(t.copied.into_iter().chain(t.drop_marker).collect());
             }
             Err(e) => {
                 let _ = std::fs::remove_file(&t.temp);

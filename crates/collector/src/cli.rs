@@ -10,7 +10,11 @@ const AFTER_HELP: &str = "\
 Exit codes:
   0   pass done, nothing to do, or another run holds the lock
   1   the pass failed: an I/O error on some file (the others were still
-      handled), or a state file that cannot be read
+      handled), or a state file that cannot be read; or the store
+      ([store]) refused this VM (credentials, access denied, no such
+      bucket). A store that cannot be reached, or fails on its side
+      (HTTP 5xx), is not a failure: one warning when it begins, the
+      status page while it lasts, and the drop folder is still collected
   2   the command line is not valid
   78  the config file is missing or not valid, or its drop folder is one
       of the deploy root's own folders (EX_CONFIG)
@@ -31,6 +35,10 @@ copy overlapping the next minute's run is normal, not news.";
 /// component ("Last") is recorded in state/collector.json; staging/ and
 /// quarantine/ are pruned to their limits, never pruning what the switcher
 /// runs or may roll back to.
+///
+/// With [store] (a build with S3 support), each pass also lists the
+/// store's drop/ once and downloads, verified the same way, the complete
+/// artifacts the switcher could deploy next; it never writes to the store.
 #[derive(Debug, Parser)]
 #[command(name = "collector", version, max_term_width = 100, after_help = AFTER_HELP)]
 pub struct Cli {
@@ -39,7 +47,7 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Print a summary of the pass as JSON on stdout (collected, quarantined,
-    /// waiting, pruned, errors).
+    /// waiting, pruned, errors; with [store], what was taken from the store).
     #[arg(long)]
     pub json: bool,
 

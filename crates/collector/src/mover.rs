@@ -19,7 +19,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::Context;
@@ -117,14 +117,20 @@ pub fn rename_noreplace(src: &Path, dest: &Path) -> Result<(), Errno> {
     }
 }
 
-fn copy(m: &Move<'_>) -> Result<(), MoveError> {
+/// A new temporary name in `dir` for a file being written there (a copy,
+/// or a download from the store): dot-named, so never staged, and removed
+/// by the next pass if this run dies before renaming it into place.
+pub fn temp_in(dir: &Path) -> PathBuf {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let dir = parent(m.dest);
-    let tmp = dir.join(format!(
+    dir.join(format!(
         "{TEMP_PREFIX}{}-{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    ))
+}
+
+fn copy(m: &Move<'_>) -> Result<(), MoveError> {
+    let tmp = temp_in(parent(m.dest));
     let result = copy_to_temp(m, &tmp).and_then(|found| match m.expect {
         Some(expect) if found != expect => Err(MoveError::Digest { found }),
         _ => rename_noreplace(&tmp, m.dest).map_err(|e| {

@@ -1,4 +1,5 @@
-//! One pass: lock, handle every drop entry, tidy and prune, record "Last".
+//! One pass: lock, handle every drop entry, tidy, take from the store
+//! (with `[store]`), prune, record "Last".
 //!
 //! One bad file never fails the pass: it is quarantined or reported as
 //! waiting, and the pass goes on. An I/O error on one file is logged and
@@ -12,7 +13,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deploy_root::fault;
 use deploy_root::lock;
-use deploy_root::state::{self, CollectorState, SwitcherState};
+use deploy_root::state::{self, CollectorState, StoreIntake, SwitcherState};
 use deploy_root::{Config, Layout};
 use tracing::{debug, error, info};
 
@@ -146,11 +147,26 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<Outcome> {
     match staging::tidy(&layout.staging, &layout.drop) {
         Ok(removed) => {
             for name in removed {
-                info!("removed staging/{name}, left half pruned by a run cut short");
+                info!(
+                    "removed staging/{name}, left half pruned (or half taken from the store) by a run cut short"
+                );
+                // Its release id is free again (for the store's intake,
+                // which comes next and may take it again).
+                if let Ok(parsed) = artifact_name::ArtifactName::parse(&name) {
+                    if ctx.stems.get(parsed.stem()) == Some(&name) {
+                        ctx.stems.remove(parsed.stem());
+                    }
+                }
             }
         }
         Err(e) => ctx.error(&e),
     }
+
+    // The store's artifacts come after the drop folder's are durable and
+    // after staging is tidy (an artifact a cut-short pull left without its
+    // marker is gone, so it can be pulled again): a store that hangs or
+    // fails never holds up or spoils the local intake.
+    let store = store_intake(&mut ctx, previous.store.as_ref());
 
     prune(&mut ctx);
 
@@ -170,12 +186,45 @@ pub fn run(config: &Config, layout: &Layout) -> anyhow::Result<Outcome> {
         last_error: (!ctx.summary.errors.is_empty()).then(|| ctx.summary.errors.join("; ")),
         last,
         waiting: ctx.summary.waiting.clone(),
+        store,
     };
     fault::point("collector:before-state-write");
     state::save(&layout.collector_state(), &state)?;
     fault::point("collector:after-state-write");
     debug!("pass done: {:?}", ctx.summary);
     Ok(Outcome::Done(ctx.summary))
+}
+
+/// The intake from the store, with `[store]` (see `store_intake`).
+#[cfg(feature = "s3")]
+fn store_intake(ctx: &mut Ctx<'_>, previous: Option<&StoreIntake>) -> Option<StoreIntake> {
+    crate::store_intake::run(ctx, previous)
+}
+
+/// Without the `s3` feature, `[store]` cannot be used: say so on the page
+/// and in the exit code rather than ignore a config that asks for it.
+#[cfg(not(feature = "s3"))]
+fn store_intake(ctx: &mut Ctx<'_>, previous: Option<&StoreIntake>) -> Option<StoreIntake> {
+    let url = ctx.config.store.as_ref()?.url.clone();
+    let error = "this collector is built without the store (its s3 feature): [store] is \
+                 ignored; install the build with it (the .deb), or remove [store]"
+        .to_string();
+    tracing::warn!("store {url}: {error}");
+    ctx.summary.store = Some(Box::new(crate::summary::StoreSummary {
+        url: url.clone(),
+        error: Some(error.clone()),
+        ..Default::default()
+    }));
+    let since = previous
+        .filter(|p| p.url == url)
+        .and_then(|p| p.error_since)
+        .unwrap_or(ctx.now);
+    Some(StoreIntake {
+        url,
+        last_error: Some(error),
+        error_since: Some(since),
+        ..StoreIntake::default()
+    })
 }
 
 /// Prunes staging and quarantine, recording what went and any error.

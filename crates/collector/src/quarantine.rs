@@ -53,12 +53,27 @@ pub fn quarantine(
     upload: Rejected<'_>,
     reason: &str,
 ) -> anyhow::Result<OsString> {
-    let dest = free_name(quarantine, upload.name, now)?;
+    let src = from.join(upload.name);
+    quarantine_as(&src, upload.opened, quarantine, now, upload.name, reason)
+}
+
+/// [`quarantine`] for a file whose name in quarantine is not its own: the
+/// file at `src` (open as `opened`) goes to quarantine as `name` (or a
+/// free variant of it). A download from the store is written under a
+/// temporary name in staging, and is quarantined under the store's name.
+pub fn quarantine_as(
+    src: &Path,
+    opened: &Opened,
+    quarantine: &Path,
+    now: DateTime<Utc>,
+    name: &OsStr,
+    reason: &str,
+) -> anyhow::Result<OsString> {
+    let dest = free_name(quarantine, name, now)?;
     let reason_path = quarantine.join(with_suffix(&dest, REASON_SUFFIX));
     deploy_root::atomic::write(&reason_path, reason_line(now, reason).as_bytes())
         .with_context(|| format!("writing {}", reason_path.display()))?;
-    let src = from.join(upload.name);
-    let moved = move_one(&src, &quarantine.join(&dest), upload.opened);
+    let moved = move_one(src, &quarantine.join(&dest), opened);
     let how = match moved {
         Ok(how) => how,
         Err(e) => {
@@ -69,9 +84,9 @@ pub fn quarantine(
     };
     deploy_root::atomic::fsync_dir(quarantine)?;
     if how == How::Copied {
-        mover::remove_source(&src, upload.opened.ident())?;
+        mover::remove_source(src, opened.ident())?;
     }
-    deploy_root::atomic::fsync_dir(from)?;
+    deploy_root::atomic::fsync_dir(src.parent().unwrap_or(Path::new(".")))?;
     Ok(dest)
 }
 

@@ -105,7 +105,9 @@ pub fn remove_temps(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// Finishes what a killed run left half done in staging, after the drop
 /// folder has been handled: a marker without its artifact is removed, and
 /// so is an artifact without its marker when the drop folder holds no
-/// marker for it (a prune cut short: the marker goes first). An artifact
+/// marker for it (a prune cut short: the marker goes first; or a download
+/// from the store cut short after its rename: the store intake, which
+/// comes after, takes it again). An artifact
 /// whose marker is still in the drop folder was being collected; the drop
 /// pass has repaired it already, or reported why not.
 pub fn tidy(staging: &Path, drop: &Path) -> anyhow::Result<Vec<String>> {

@@ -22,6 +22,40 @@ pub struct Summary {
     pub pruned: Vec<String>,
     /// Errors; any makes the exit code 1.
     pub errors: Vec<String>,
+    /// The intake from the store, when `[store]` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<Box<StoreSummary>>,
+}
+
+/// What one pass took from the store (`[store]`).
+#[derive(Debug, Default, Serialize)]
+pub struct StoreSummary {
+    /// The store, as `s3://bucket/prefix`.
+    pub url: String,
+    /// Artifacts downloaded, verified and staged (also in `collected`).
+    pub pulled: Vec<String>,
+    /// Store objects that failed their check and are now in quarantine/
+    /// (`name` is the object's key), so that they are not taken again.
+    pub quarantined: Vec<Quarantined>,
+    /// Why the store could not be used (or some object not taken), if so.
+    pub error: Option<String>,
+    /// Whether that error is the store's side (unreachable, a time limit,
+    /// HTTP 5xx or 429): the page shows it and the exit code stays 0. Any
+    /// other store error (credentials, access denied, no such bucket) is
+    /// this VM's to fix and makes the exit code 1.
+    pub transient: bool,
+}
+
+impl Summary {
+    /// Whether the pass ends with exit code 1: an error of the pass, or a
+    /// store error that is not the store's passing trouble.
+    pub fn failed(&self) -> bool {
+        !self.errors.is_empty()
+            || self
+                .store
+                .as_ref()
+                .is_some_and(|s| s.error.is_some() && !s.transient)
+    }
 }
 
 /// One quarantined upload.

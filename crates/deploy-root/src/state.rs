@@ -94,6 +94,34 @@ pub struct CollectorState {
     /// Uploads without their marker, as of the last pass.
     #[serde(default)]
     pub waiting: Vec<WaitingUpload>,
+    /// The intake from the S3-compatible store (`[store]`), as of the last
+    /// pass; absent without `[store]` (or a collector built without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreIntake>,
+}
+
+/// How the collector's intake from the store went (`state/collector.json`,
+/// `store`). An error here never fails the local drop intake; the status
+/// page shows it as a problem from `error_since` on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreIntake {
+    /// The store, as `s3://bucket/prefix`.
+    pub url: String,
+    /// When a pass last listed the store and took what it should.
+    #[serde(default, with = "serde_rfc3339::option")]
+    pub last_ok: Option<DateTime<Utc>>,
+    /// Why the last pass could not use the store, if it could not.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Since when the passes have failed so, without a good pass between
+    /// (set with `last_error`).
+    #[serde(default, with = "serde_rfc3339::option")]
+    pub error_since: Option<DateTime<Utc>>,
+    /// The keys under `drop/` that do not follow the naming contract, as
+    /// of the last listing: each is warned about once, when it first shows
+    /// up (it is not ours to delete, and cron mails every warning).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
 }
 
 /// Reads a state file; a missing file is the default state.

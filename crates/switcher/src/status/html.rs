@@ -522,6 +522,17 @@ fn runs(h: &mut String, doc: &StatusDoc, now: DateTime<Utc>) {
     if let Some(e) = &doc.collector.state_error {
         let _ = write!(h, "<br>{} {}", badge("bad", "state unreadable"), esc(e));
     }
+    if let Some(s) = &doc.collector.store {
+        let _ = write!(h, "<br>store {}: ", esc(&s.url));
+        match &s.last_error {
+            Some(e) => {
+                let _ = write!(h, "{} {}", badge("bad", "cannot be reached"), esc(e));
+            }
+            None => {
+                let _ = write!(h, "last listed {}", when(s.last_ok));
+            }
+        }
+    }
     let _ = write!(
         h,
         "</dd>\n<dt>Switcher</dt><dd>last run {}",

@@ -251,7 +251,7 @@ pub struct Problem {
     /// A stable identifier: `down`, `unhealthy`, `out-of-sync`,
     /// `deploy-failed`, `collector-not-running`, `switcher-not-running`,
     /// `switch-stuck`, `build-held`,
-    /// `collector-error`, `state-unreadable`, `upload-waiting`,
+    /// `collector-error`, `store-unreachable`, `state-unreadable`, `upload-waiting`,
     /// `quarantined`, `history-unreadable`.
     pub rule: &'static str,
     /// What is wrong and what it means, for people.
@@ -268,6 +268,8 @@ pub struct CollectorRun {
     pub last_error: Option<String>,
     /// Why state/collector.json cannot be read, if it cannot.
     pub state_error: Option<String>,
+    /// Its intake from the store (`[store]`), if it has one.
+    pub store: Option<deploy_root::state::StoreIntake>,
 }
 
 /// The switcher's side, from state/switcher.json.

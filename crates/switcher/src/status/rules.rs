@@ -184,6 +184,7 @@ pub fn document_with(
             last_run: collector.last_run,
             last_error: collector.last_error.clone(),
             state_error: inputs.collector.as_ref().err().cloned(),
+            store: collector.store.clone(),
         },
         switcher: SwitcherRun {
             last_run: switcher.last_run,
@@ -587,6 +588,21 @@ fn global_problems(
             rule: "collector-error",
             message: format!("the collector's last pass failed: {err}"),
         });
+    }
+    // The store's outage stops only what is delivered there; the drop
+    // folder and what runs go on. The collector exits 0 through it (cron
+    // would mail every minute), so this line is where it is noticed.
+    if let Some(store) = &collector.store {
+        if let (Some(err), Some(since)) = (&store.last_error, store.error_since) {
+            problems.push(Problem {
+                rule: "store-unreachable",
+                message: format!(
+                    "the store {} cannot be reached since {}: {err}; builds delivered there are not collected until it can be (the drop folder still is)",
+                    store.url,
+                    when(since, now)
+                ),
+            });
+        }
     }
     for w in collector.waiting.iter().filter(|w| w.stale) {
         problems.push(Problem {

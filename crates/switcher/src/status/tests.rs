@@ -9,7 +9,7 @@ use std::path::Path;
 use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
 use deploy_root::state::{
     ArtifactInfo, CollectorState, ComponentState, Failure, HistoryEntry, LastArtifact,
-    RunningRelease, SwitcherState, WaitingUpload,
+    RunningRelease, StoreIntake, SwitcherState, WaitingUpload,
 };
 use deploy_root::Config;
 
@@ -400,6 +400,42 @@ fn collector_and_switcher_that_do_not_run() {
     let d = doc(&i);
     assert_eq!(rules_of(&d), ["-:switcher-not-running"]);
     assert!(d.problems[0].message.contains("has never run"));
+}
+
+#[test]
+fn a_store_the_collector_cannot_reach_is_a_top_problem_escaped() {
+    let mut i = healthy_inputs();
+    collector_mut(&mut i).store = Some(StoreIntake {
+        url: "s3://builds/catalog".into(),
+        last_ok: Some(now() - Duration::minutes(30)),
+        ..StoreIntake::default()
+    });
+    // Reached: no problem, the Runs card says when it was last listed.
+    let d = doc(&i);
+    assert!(rules_of(&d).is_empty(), "{:?}", rules_of(&d));
+    assert!(page(&d).contains("store s3://builds/catalog: last listed"));
+    assert_eq!(
+        json(&d)
+            .map(|j| j.contains("\"url\": \"s3://builds/catalog\""))
+            .ok(),
+        Some(true)
+    );
+
+    let store = collector_mut(&mut i).store.as_mut().expect("store");
+    store.last_error = Some(format!("connection refused {EVIL}"));
+    store.error_since = Some(now() - Duration::minutes(12));
+    let d = doc(&i);
+    assert_eq!(rules_of(&d), ["-:store-unreachable"]);
+    let msg = &d.problems[0].message;
+    assert!(
+        msg.starts_with(
+            "the store s3://builds/catalog cannot be reached since 2026-11-27 09:48:00 UTC (12 min ago): connection refused"
+        ),
+        "{msg}"
+    );
+    let page = page(&d);
+    assert!(page.contains("x/&lt;svg/onload=alert(1)&gt;"), "{page}");
+    assert!(!page.contains(EVIL), "{page}");
 }
 
 #[test]
