@@ -938,6 +938,64 @@ max_unpacked_size = "2 GiB"
     }
 
     #[test]
+    fn store_and_fleet_keys() {
+        let store = "[store]\nurl = \"s3://cutover/builds\"\nendpoint = \"http://127.0.0.1:8333\"\ncredentials_file = \"creds\"\n";
+        let c = parse(&format!("{GOOD}\n{store}\n[fleet]\ngroup = \"staging\"\nid = \"vm-1\"\nmax_parallel = \"25%\"\n"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let s = c.store.as_ref().unwrap();
+        assert_eq!(
+            s.bucket_and_prefix().unwrap(),
+            ("cutover".into(), "builds".into())
+        );
+        assert!(s.path_style(), "path style by default with an endpoint");
+        assert_eq!(
+            s.credentials_file.as_deref(),
+            Some(Path::new("/etc/cutover/creds"))
+        );
+        let f = c.fleet.as_ref().unwrap();
+        assert_eq!(
+            f.max_parallel,
+            Some(crate::fleet_config::MaxParallel::Percent(25))
+        );
+        assert_eq!(f.vm_id().unwrap(), "vm-1");
+        assert_eq!(f.max_failures, 1);
+
+        fails(
+            &format!("{GOOD}\n[fleet]\ngroup = \"g\"\n"),
+            &["`fleet`", "[store]"],
+        );
+        fails(
+            &format!("{GOOD}\n[store]\nurl = \"https://x/y\"\n"),
+            &["store.url", "s3://"],
+        );
+        fails(
+            &format!("{GOOD}\n[store]\nurl = \"s3://cutover/a/../b\"\n"),
+            &["store.url", "\"..\""],
+        );
+        fails(
+            &format!("{GOOD}\n{store}\n[fleet]\nmax_parallel = \"150%\"\n"),
+            &["max_parallel", "150%"],
+        );
+        fails(
+            &format!("{GOOD}\n{store}\n[fleet]\nmax_parallel = 0\n"),
+            &["max_parallel", "found 0"],
+        );
+        fails(
+            &format!("{GOOD}\n{store}\n[fleet]\nid = \"vm/1\"\n"),
+            &["fleet.id", "vm/1"],
+        );
+        fails(
+            &format!("{GOOD}\n{store}\n[fleet]\nlease_ttl = \"1s\"\n"),
+            &["fleet.lease_ttl", "at least 3 s"],
+        );
+        fails(
+            &format!("{GOOD}\n{store}\n[fleet]\nmax_failures = 0\n"),
+            &["fleet.max_failures"],
+        );
+        fails(&format!("{GOOD}\n{store}\nbucket = \"x\"\n"), &["bucket"]);
+    }
+
+    #[test]
     fn nginx_defaults_and_keys() {
         let c = parse(GOOD).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.nginx_listen().as_deref(), Some("80"));
