@@ -418,7 +418,9 @@ impl Seaweed {
                     Launch::Failed(why)
                 };
             }
-            if listening(p.s3) && self.bucket_answers() {
+            // The bucket answers before the volume server has joined the
+            // master after a restart: a write and a read must work too.
+            if listening(p.s3) && self.bucket_answers() && self.round_trip() {
                 return Launch::Ready;
             }
             if started.elapsed() > READY_LIMIT {
@@ -452,6 +454,31 @@ impl Seaweed {
             .arg(format!("{}/{BUCKET}", self.endpoint()))
             .output()
             .is_ok_and(|o| o.stdout == b"200")
+    }
+}
+
+impl Seaweed {
+    /// Whether a signed PUT, GET and DELETE of a scratch object all work.
+    fn round_trip(&self) -> bool {
+        let url = format!("{}/{BUCKET}/.cutover-ready", self.endpoint());
+        let code = |args: &[&str]| {
+            self.curl()
+                .args(["-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5"])
+                .args(args)
+                .arg(&url)
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        };
+        // An upload from a file: curl signs a --data body differently (403).
+        let scratch = self.dir.path().join("ready-probe");
+        if fs::write(&scratch, b"ready").is_err() {
+            return false;
+        }
+        let scratch = scratch.display().to_string();
+        code(&["-T", &scratch]).as_deref() == Some("200")
+            && code(&[]).as_deref() == Some("200")
+            && code(&["-X", "DELETE"]).is_some_and(|c| c == "204" || c == "200")
     }
 }
 
