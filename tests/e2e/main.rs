@@ -13,5 +13,6 @@ mod ops;
 mod package;
 mod status;
 mod status_glance;
+mod store_fixture;
 mod watch;
 mod workspace;

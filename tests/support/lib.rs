@@ -10,6 +10,9 @@
 //! - [`chromium`]: headless Chromium: rendered DOM and screenshots.
 //! - [`packages`]: Debian packages installed when missing (as root), or a
 //!   failure that names the install command.
+//! - [`seaweed`]: a real S3 server (SeaweedFS `weed mini`) on loopback
+//!   ports, for deploy roots that share a store.
+//! - [`fake_s3`]: an in-memory S3 double that ignores conditional writes.
 //!
 //! A failing test prints the command, its output and the tree it ran in:
 //! [`sandbox::Run`]'s assertions do that.
@@ -19,10 +22,12 @@
 pub mod archive;
 pub mod bins;
 pub mod chromium;
+pub mod fake_s3;
 pub mod net;
 pub mod nginx;
 pub mod packages;
 pub mod sandbox;
+pub mod seaweed;
 pub mod sshd;
 
 pub use archive::{ArchiveBuilder, Entry};
