@@ -6,6 +6,7 @@
 
 mod cycle;
 mod deliver;
+mod fleet_deliver;
 mod generated;
 mod hostile;
 mod naming;
