@@ -300,13 +300,15 @@ pub fn run(args: DeliverArgs, stdout: &mut dyn Write) -> anyhow::Result<()> {
         timeout: args.wait_timeout,
         interval: args.wait_interval,
     };
-    let started = Instant::now();
-    if !status_urls.is_empty() {
-        wait::wait(&status_urls, &spec, &progress)?;
+    if status_urls.is_empty() {
+        return fleet.wait(&spec, &progress, stdout);
     }
-    // One --wait-timeout for every wait.
+    let started = Instant::now();
+    wait::wait(&status_urls, &spec, &progress)?;
+    // One --wait-timeout for every wait (what is left, in whole seconds).
+    let left = spec.timeout.saturating_sub(started.elapsed());
     let spec = wait::Spec {
-        timeout: spec.timeout.saturating_sub(started.elapsed()),
+        timeout: Duration::from_secs(left.as_secs()),
         ..spec
     };
     fleet.wait(&spec, &progress, stdout)
