@@ -462,6 +462,30 @@ fn deliver_waits_for_every_live_vm_of_the_group() {
         .stderr_has("halted after 1 failed VM: vm-7 (verify: health check answered 500)")
         .stdout_has("Halted rollouts");
     assert_eq!(s.list("fleet/api/").unwrap().len(), 2, "{r}");
+
+    // A VM that failed it, fewer than max_failures (no halt), and every
+    // other VM done: nothing changes any more, exit 3.
+    put_report(&s, &report("vm-8", "db", 60, NAME, NAME));
+    put_report(&s, &report("vm-9", "db", 60, OLD, NAME));
+    let failure = FailureRecord {
+        vm: "vm-9".into(),
+        ..halt.failures[0].clone()
+    };
+    s.put_bytes(
+        &layout::failure("db", NAME, "vm-9"),
+        &serde_json::to_vec(&failure).unwrap(),
+        &Condition::Create,
+    )
+    .unwrap();
+    let mut cmd = deliver_cmd(&weed, &from, &dir.join("dist-db"));
+    cmd.args(["--store-url", &url("fleet"), "--group", "db"])
+        .args(["--wait-interval", "1s", "--wait-timeout", "60s"]);
+    let r = run(&mut cmd, dir);
+    r.code_is(i32::from(exit_codes::DEPLOY_FAILED))
+        .stderr_has("failed on some VMs of group db")
+        .stderr_has("vm-9: it recorded a failed deploy of it")
+        .stderr_has("it runs on vm-8")
+        .stdout_has("Failed on some VMs (the rollout goes on):");
 }
 
 #[test]

@@ -48,17 +48,20 @@ pub fn run(config: &Config, layout: &Layout, json: bool, out: Option<&Path>) -> 
             )
         },
     )?;
-    let dir = out.unwrap_or(&layout.state);
-    fleet_page::write(dir, &view, crate::status::stale_after(config))?;
+    // Printed first: a page that cannot be written still leaves the table.
     let text = if json {
         fleet_page::json(&view)?
     } else {
         fleet::view::render_table(&view, &|s| escape::terminal(s, true))
     };
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-        .context("writing to stdout")?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .context("writing to stdout")?;
+    }
+    let dir = out.unwrap_or(&layout.state);
+    fleet_page::write(dir, &view, crate::status::stale_after(config))?;
     Ok(exit_codes::OK)
 }

@@ -14,8 +14,9 @@
 //!   reports none of the kind's components does not take the kind: it is
 //!   not waited for.
 //! - It *failed* the artifact when its status page (the report's `page`)
-//!   records a failed deploy of it; it is *held* when the VM is frozen or
-//!   a component is pinned. Neither changes by itself.
+//!   records a failed deploy of it, or when the store holds its failure
+//!   record (`failures/<artifact>/<vm>.json`); it is *held* when the VM is
+//!   frozen or a component is pinned. Neither changes by itself.
 //!
 //! The wait ends:
 //! - exit 9 (ROLLOUT_HALTED) as soon as `halted/<artifact>.json` exists,
@@ -168,6 +169,16 @@ fn tally(
                     why
                 }
                 Some(report) => match judge_vm(report, spec) {
+                    // Its failure record in the store says so even when
+                    // its page has moved on (another artifact failed since).
+                    VmVerdict::Pending(_) if recorded_failure(view, spec, &v.vm) => {
+                        let why = format!(
+                            "it recorded a failed deploy of it (fleet/{}/failures/)",
+                            view.group
+                        );
+                        t.failed.push(format!("{vm}: {}", view::terminal(&why)));
+                        why
+                    }
                     VmVerdict::Done(newer) if newer.is_empty() => {
                         t.done.push(vm.clone());
                         format!("{} runs", spec.artifact)
@@ -207,6 +218,13 @@ fn tally(
         }
     }
     t
+}
+
+/// Whether `vm` has a failure record of the artifact in the store.
+fn recorded_failure(view: &GroupView, spec: &Spec, vm: &str) -> bool {
+    view.failures
+        .get(&spec.artifact)
+        .is_some_and(|vms| vms.iter().any(|v| v == vm))
 }
 
 /// Polls the group until the artifact runs on every live VM of it that
