@@ -22,6 +22,9 @@ _switcher() {
             switcher,deploy)
                 cmd="switcher__subcmd__deploy"
                 ;;
+            switcher,fleet)
+                cmd="switcher__subcmd__fleet"
+                ;;
             switcher,follow)
                 cmd="switcher__subcmd__follow"
                 ;;
@@ -66,6 +69,9 @@ _switcher() {
                 ;;
             switcher__subcmd__help,deploy)
                 cmd="switcher__subcmd__help__subcmd__deploy"
+                ;;
+            switcher__subcmd__help,fleet)
+                cmd="switcher__subcmd__help__subcmd__fleet"
                 ;;
             switcher__subcmd__help,follow)
                 cmd="switcher__subcmd__help__subcmd__follow"
@@ -113,7 +119,7 @@ _switcher() {
 
     case "${cmd}" in
         switcher)
-            opts="-v -q -h -V --config --dry-run --verbose --quiet --generate --help --version rollback releases status check deploy pin unpin freeze unfreeze retry follow nginx-site systemd-dropin watch help"
+            opts="-v -q -h -V --config --dry-run --verbose --quiet --generate --help --version rollback releases status check deploy pin unpin freeze unfreeze retry follow nginx-site systemd-dropin fleet watch help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -190,6 +196,28 @@ _switcher() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        switcher__subcmd__fleet)
+            opts="-v -q -h --json --out --config --dry-run --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         switcher__subcmd__follow)
             opts="-v -q -h --any --default --reason --until --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -243,7 +271,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__help)
-            opts="rollback releases status check deploy pin unpin freeze unfreeze retry follow nginx-site systemd-dropin watch help"
+            opts="rollback releases status check deploy pin unpin freeze unfreeze retry follow nginx-site systemd-dropin fleet watch help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -271,6 +299,20 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__help__subcmd__deploy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        switcher__subcmd__help__subcmd__fleet)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -6,6 +6,7 @@
 
 mod cycle;
 mod deliver;
+mod fleet_deliver;
 mod fleet_intake;
 mod fleet_rollout;
 mod generated;

@@ -27,9 +27,10 @@ mod deliver;
 /// reason is on stderr); 2 the command line is wrong; 3 deliver --wait: the
 /// switcher marked the artifact failed (the deploy failed); 6 deliver: the
 /// upload failed on some target; 7 deliver --wait: timed out; 8 deliver
-/// --wait: held on the VM (frozen, or a component pinned); 130, 143
-/// deliver: cancelled by SIGINT, SIGTERM (the upload was stopped and its
-/// temporary files removed).
+/// --wait: held on the VM (frozen, or a component pinned); 9 deliver
+/// --wait --group: the group's rollout halted; 130, 143 deliver: cancelled
+/// by SIGINT, SIGTERM (the upload was stopped and its temporary files
+/// removed).
 #[derive(Debug, Parser)]
 #[command(name = "artifact-name", version, max_term_width = 100)]
 struct Cli {
@@ -72,14 +73,17 @@ enum Command {
         name: String,
     },
     /// Packs a build output folder, names it by the contract, uploads it to
-    /// the VMs' drop folders over ssh, and optionally waits until it runs.
+    /// the VMs' drop folders over ssh (or publishes it to an S3-compatible
+    /// store, --to), and optionally waits until it runs.
     ///
-    /// Prints the artifact's file name on stdout; progress goes to stderr.
+    /// Prints the artifact's file name on stdout (and with --group, the
+    /// group's table at the end); progress goes to stderr.
     /// Exit codes: 0 delivered (and with --wait, running, or superseded by
     /// a build made later); 1 invalid input or packing error; 2 usage; 3 --wait: the
     /// switcher marked it failed; 6 the upload failed on some target; 7
     /// --wait: timed out; 8 --wait: held on the VM (frozen, or a component
-    /// pinned); 130, 143 cancelled by SIGINT, SIGTERM.
+    /// pinned); 9 --wait --group: the group's rollout halted; 130, 143
+    /// cancelled by SIGINT, SIGTERM.
     Deliver(Box<deliver::DeliverArgs>),
 }
 
@@ -136,13 +140,17 @@ fn generate(kind: Option<&str>, out: &mut dyn Write) -> anyhow::Result<u8> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(code) => ExitCode::from(code),
+    let code = match run() {
+        Ok(code) => code,
         Err(err) => {
             eprintln!("artifact-name: {err:#}");
-            ExitCode::from(deliver::exit_code_of(&err))
+            deliver::exit_code_of(&err)
         }
-    }
+    };
+    // The store's request counts (CUTOVER_STORE_STATS), if any were made.
+    #[cfg(feature = "s3")]
+    fleet::store::stats::report("artifact-name");
+    ExitCode::from(code)
 }
 
 fn run() -> anyhow::Result<u8> {

@@ -8,6 +8,8 @@
 //! - [`probe`]: whether the store honours conditional writes.
 //! - [`report`]: a VM's report (`fleet/<group>/status/<vm>.json`).
 //! - [`rollout`]: failed deploys per VM and the halt of a rollout.
+//! - [`view`]: a group as readers see it (reports, liveness by the store's
+//!   clock, missing VMs, halts) and its plain-text table.
 //!
 //! The binaries link this crate only with their `s3` feature (the .deb
 //! enables it), so a build without it carries no HTTP or TLS code.
@@ -18,5 +20,6 @@ pub mod probe;
 pub mod report;
 pub mod rollout;
 pub mod store;
+pub mod view;
 
 pub use store::{Condition, ObjectMeta, Store, StoreError, Written};

@@ -104,6 +104,22 @@ pub enum Command {
     /// and drop folder (what the package writes to
     /// /etc/systemd/system/cutover.service.d/paths.conf).
     SystemdDropin,
+    /// Print this VM's fleet group from the store ([store], [fleet]): per
+    /// VM and component Running, Last, Status, Sync and when the store last
+    /// saw the VM; VMs not seen for two periods are named missing; halted
+    /// rollouts with where and why.
+    ///
+    /// Also writes fleet.html and fleet.json (into state/, or --out), which
+    /// nginx serves at /fleet and /fleet.json. Changes nothing in the store.
+    /// Needs a switcher built with the `s3` feature (the .deb's is).
+    Fleet {
+        /// Print the JSON (what fleet.json holds) instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Write fleet.html and fleet.json here instead of state/.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Run until stopped: collector then switcher within a second of an
     /// upload's marker landing in the drop folder (inotify), and every
     /// status.period anyway.
@@ -184,9 +200,30 @@ pub fn run() -> anyhow::Result<u8> {
             })
         }
         Some(Command::Watch) => watch::run(&config, &layout, cli.log, cli.dry_run),
+        Some(Command::Fleet { json, out }) => fleet(&config, &layout, json, out.as_deref()),
         Some(Command::NginxSite) => rendered(nginx_site::render(&config)),
         Some(Command::SystemdDropin) => rendered(systemd_dropin::render(&config, &layout)),
     }
+}
+
+/// `switcher fleet`, with the store built in.
+#[cfg(feature = "s3")]
+fn fleet(
+    config: &Config,
+    layout: &Layout,
+    json: bool,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<u8> {
+    crate::fleet_cmd::run(config, layout, json, out)
+}
+
+/// `switcher fleet` without the store: says which build has it.
+#[cfg(not(feature = "s3"))]
+fn fleet(_: &Config, _: &Layout, _: bool, _: Option<&std::path::Path>) -> anyhow::Result<u8> {
+    eprintln!(
+        "switcher: `switcher fleet` reads the store, and this switcher was built without the `s3` feature; use a build with it (the .deb's; from source: cargo build -p switcher --features s3)"
+    );
+    Ok(exit_codes::ERROR)
 }
 
 /// Prints a rendering, or says why there is none (exit 78: the config).

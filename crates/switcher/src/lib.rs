@@ -20,6 +20,7 @@
 //! - [`check`] (with [`shell`]), [`nginx_site`], [`systemd_dropin`]: the
 //!   machine checked; the nginx site and the unit's drop-in rendered.
 //! - [`watch`]: `switcher watch`, collector and switcher within a second of an upload.
+//! - `fleet_cmd` (feature `s3`): `switcher fleet`, the group from the store.
 
 pub mod probe;
 pub mod status;
@@ -32,6 +33,8 @@ pub mod control;
 pub mod dry_run;
 pub mod exit_codes;
 pub mod failure;
+#[cfg(feature = "s3")]
+pub mod fleet_cmd;
 pub mod history;
 pub mod journal;
 pub mod logs;

@@ -3,11 +3,15 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match switcher::cli::run() {
-        Ok(code) => ExitCode::from(code),
+    let code = match switcher::cli::run() {
+        Ok(code) => code,
         Err(err) => {
             eprintln!("switcher: {err:#}");
-            ExitCode::from(switcher::exit_codes::ERROR)
+            switcher::exit_codes::ERROR
         }
-    }
+    };
+    // The store's request counts (CUTOVER_STORE_STATS), if any were made.
+    #[cfg(feature = "s3")]
+    fleet::store::stats::report("switcher");
+    ExitCode::from(code)
 }

@@ -13,6 +13,12 @@
 //!
 //! Children inherit the blocked mask, which is why they are killed with
 //! SIGKILL rather than sent the signal.
+//!
+//! An upload to an S3-compatible store (`--to s3://`) runs in this process:
+//! the exit closes its connection, and the store keeps nothing of a PUT cut
+//! short. The marker is written last and only after a [`checkpoint`], so a
+//! cancel leaves no marker, hence nothing a VM would take; the [`set_note`]
+//! says so in the cancel's line.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,11 +42,14 @@ struct State {
     /// The temporary file(s) on the VM, in words, and the ssh command that
     /// removes them.
     remote: Option<(String, Command)>,
+    /// What an upload made by this process (to a store) leaves, in words.
+    note: Option<String>,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     child: None,
     remote: None,
+    note: None,
 });
 
 /// Set as soon as a signal arrives.
@@ -102,9 +111,16 @@ pub fn clear_remote() {
     state().remote = None;
 }
 
+/// Until cleared with None: on cancel, say `note` (what the upload under
+/// way in this process leaves, e.g. to a store).
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
+pub fn set_note(note: Option<String>) {
+    state().note = note;
+}
+
 /// Parks the calling thread for good once a cancel is under way: the
 /// cancel thread exits the process; nothing more may start or be printed.
-fn checkpoint() {
+pub fn checkpoint() {
     if CANCELLED.load(Ordering::SeqCst) {
         park_forever();
     }
@@ -130,6 +146,9 @@ fn cancel(signal: Signal) -> ! {
         }
         let _ = waitpid(child, None);
         said.push(format!("stopped the upload (pid {child})"));
+    }
+    if let Some(note) = state.note.take() {
+        said.push(note);
     }
     if let Some((what, mut rm)) = state.remote.take() {
         match run_bounded(&mut rm) {

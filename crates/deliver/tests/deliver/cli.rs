@@ -153,3 +153,53 @@ fn a_time_without_a_zone_is_refused_saying_a_zone_is_needed() {
     assert!(err.contains("expected RFC 3339 with a zone"), "{err}");
     assert!(!dir.path().join("dist").exists());
 }
+
+/// `deliver` with a store or a group, before anything is packed: a build
+/// without the `s3` feature names it; one with it wants the store's keys.
+/// Neither packs a thing.
+#[test]
+fn store_flags_are_checked_before_packing() {
+    let dir = tempfile::tempdir().unwrap();
+    let deliver = |extra: &[&str]| {
+        let mut cmd = bin();
+        cmd.current_dir(dir.path())
+            .args(["deliver", "--from", "build", "--kind", "full"])
+            .args(["--version", "1", "--branch", "m"])
+            .args(extra)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("CUTOVER_STORE_URL")
+            .env_remove("CUTOVER_STORE_CREDENTIALS_FILE");
+        run(&mut cmd)
+    };
+    let (ok, _, err) = deliver(&["--to", "s3://builds/catalog"]);
+    assert!(!ok, "{err}");
+    if cfg!(feature = "s3") {
+        assert!(
+            err.contains("no store credentials") && err.contains("--store-credentials-file"),
+            "{err}"
+        );
+    } else {
+        assert!(
+            err.contains("`s3` feature") && err.contains("--to"),
+            "{err}"
+        );
+    }
+    let (ok, _, err) = deliver(&["--wait", "--group", "web"]);
+    assert!(!ok, "{err}");
+    if cfg!(feature = "s3") {
+        assert!(err.contains("--store-url"), "{err}");
+    } else {
+        assert!(
+            err.contains("`s3` feature") && err.contains("--group"),
+            "{err}"
+        );
+    }
+    // A bare --wait needs a group.
+    let (ok, _, err) = deliver(&["--wait"]);
+    assert!(!ok && err.contains("add --group NAME"), "{err}");
+    // A store is not an ssh target.
+    let (ok, _, err) = deliver(&["--target", "s3://builds/catalog"]);
+    assert!(!ok && err.contains("--to s3://builds/catalog"), "{err}");
+    assert!(!dir.path().join("dist").exists());
+}

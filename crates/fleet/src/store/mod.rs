@@ -360,7 +360,20 @@ impl Store {
             )));
         }
         let checksum = sha256.map(|d| base64::engine::general_purpose::STANDARD.encode(d));
-        let mut reader = file.take(len);
+        // From its start, whatever was read of it before (a retry, a
+        // second PUT of one handle).
+        let mut start = file;
+        std::io::Seek::seek(&mut start, std::io::SeekFrom::Start(0)).map_err(|source| {
+            StoreError::Local {
+                op: Op::Put,
+                key: key.to_string(),
+                source,
+            }
+        })?;
+        let mut reader = Exactly {
+            inner: file.take(len),
+            left: len,
+        };
         self.put(key, condition, checksum.as_deref(), move |request| {
             request
                 .header("Content-Length", len.to_string())
@@ -536,6 +549,31 @@ impl Store {
     }
 }
 
+/// A body of exactly `left` bytes: a file that ends early (it shrank) is
+/// an error, not a short read that the HTTP client would wait on forever
+/// for the rest of its Content-Length.
+struct Exactly<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exactly<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the file ended {} bytes early (it shrank?)", self.left),
+            ));
+        }
+        self.left = self.left.saturating_sub(n as u64);
+        Ok(n)
+    }
+}
+
 fn header(response: &Response<Body>, name: &str) -> Option<String> {
     response
         .headers()
@@ -564,6 +602,25 @@ fn xml_field(text: &str, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_that_ends_early_is_an_error() {
+        let mut short = Exactly {
+            inner: &b"abc"[..],
+            left: 5,
+        };
+        let mut got = Vec::new();
+        let e = short.read_to_end(&mut got).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(got, b"abc");
+        let mut whole = Exactly {
+            inner: &b"abc"[..],
+            left: 3,
+        };
+        let mut got = Vec::new();
+        whole.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"abc");
+    }
 
     #[test]
     fn error_fields() {

@@ -31,7 +31,7 @@ pub const REFRESH_SECS: u32 = 30;
 /// (hover), and beside the full times (`.when`) where that zone differs
 /// from UTC; a word on the zone under the title; the stale-page warning.
 /// Its SHA-256 is in the CSP, so any change here is picked up by itself.
-const SCRIPT: &str = "(function(){var n=document.querySelectorAll('[data-utc]'),off=0;\
+pub(crate) const SCRIPT: &str = "(function(){var n=document.querySelectorAll('[data-utc]'),off=0;\
 for(var i=0;i<n.length;i++){var e=n[i],d=new Date(e.getAttribute('data-utc'));\
 if(isNaN(d.getTime()))continue;var l=d.toLocaleString(undefined,{timeZoneName:'short'});\
 e.title=(e.title?e.title+' \\u00b7 ':'')+'your time: '+l;\
@@ -50,7 +50,7 @@ Check its cron job or timer; the ages above are as of the writing.';\
 g.parentNode.insertBefore(p,g.nextSibling);}})();";
 
 /// The inline style. A colour for each state, and always the words too.
-const STYLE: &str = "\
+pub(crate) const STYLE: &str = "\
 :root{color-scheme:light dark;--ok:#1a7f37;--bad:#c62828;--warn:#b26a00;--info:#0b5cad;--hand:#5a4fa3;--mute:#666}\
 *{box-sizing:border-box}\
 body{font:16px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;padding:.8rem;max-width:64rem}\
@@ -153,7 +153,7 @@ pub fn render(doc: &StatusDoc, stale_after: std::time::Duration) -> String {
 }
 
 /// A time: UTC with the letters UTC, its age, and (with JS) local time.
-fn time(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+pub(crate) fn time(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let stored = rfc3339(t);
     format!(
         "<span class=\"when\" data-utc=\"{stored}\"><time datetime=\"{stored}\">{}</time> <span class=\"age\">({})</span></span>",
@@ -173,7 +173,7 @@ fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     )
 }
 
-fn badge(class: &str, words: &str) -> String {
+pub(crate) fn badge(class: &str, words: &str) -> String {
     format!("<span class=\"badge {class}\">{}</span>", esc(words))
 }
 

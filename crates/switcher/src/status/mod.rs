@@ -17,10 +17,14 @@
 //! - [`model`]: the document; [`html`], [`text`], [`prom`]: its forms.
 //! - [`escape`], [`csp`]: untrusted text made inert, and the page's CSP.
 //! - [`control`]: the holds set by hand (pins, freeze, follow).
+//! - `fleet_page` (feature `s3`): `switcher fleet`'s page, built from the
+//!   same parts.
 
 pub mod control;
 pub mod csp;
 pub mod escape;
+#[cfg(feature = "s3")]
+pub mod fleet_page;
 pub mod html;
 pub mod inputs;
 pub mod model;
