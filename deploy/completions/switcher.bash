@@ -245,7 +245,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__freeze)
-            opts="-v -q -h --reason --until --config --dry-run --verbose --quiet --help"
+            opts="-v -q -h --reason --until --fleet --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -527,7 +527,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__pin)
-            opts="-v -q -h --reason --until --config --dry-run --verbose --quiet --help"
+            opts="-v -q -h --reason --until --fleet --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -643,7 +643,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__unfreeze)
-            opts="-v -q -h --config --dry-run --verbose --quiet --help"
+            opts="-v -q -h --fleet --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -661,7 +661,7 @@ _switcher() {
             return 0
             ;;
         switcher__subcmd__unpin)
-            opts="-v -q -h --config --dry-run --verbose --quiet --help"
+            opts="-v -q -h --fleet --config --dry-run --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -84,11 +84,13 @@ complete -c switcher -n "__fish_switcher_using_subcommand deploy" -s h -l help -
 complete -c switcher -n "__fish_switcher_using_subcommand pin" -l reason -d 'Why, shown on the status page' -r
 complete -c switcher -n "__fish_switcher_using_subcommand pin" -l until -d 'Lapse by itself at this time (RFC 3339 with a zone) or after this long ("8h", "30m")' -r
 complete -c switcher -n "__fish_switcher_using_subcommand pin" -l config -d 'The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml]' -r -F
+complete -c switcher -n "__fish_switcher_using_subcommand pin" -l fleet -d 'For the whole group (`[fleet]`): written to the store, every VM of the group honours it (docs/fleet.md)'
 complete -c switcher -n "__fish_switcher_using_subcommand pin" -l dry-run -d 'Print what would be done, in plain words, and change nothing: one pass, `rollback`, `deploy`, `pin`, `unpin`, `freeze`, `unfreeze`, `retry`, `follow`. The other commands change nothing anyway'
 complete -c switcher -n "__fish_switcher_using_subcommand pin" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
 complete -c switcher -n "__fish_switcher_using_subcommand pin" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
 complete -c switcher -n "__fish_switcher_using_subcommand pin" -s h -l help -d 'Print help'
 complete -c switcher -n "__fish_switcher_using_subcommand unpin" -l config -d 'The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml]' -r -F
+complete -c switcher -n "__fish_switcher_using_subcommand unpin" -l fleet -d 'For the whole group (`[fleet]`): written to the store, every VM of the group honours it (docs/fleet.md)'
 complete -c switcher -n "__fish_switcher_using_subcommand unpin" -l dry-run -d 'Print what would be done, in plain words, and change nothing: one pass, `rollback`, `deploy`, `pin`, `unpin`, `freeze`, `unfreeze`, `retry`, `follow`. The other commands change nothing anyway'
 complete -c switcher -n "__fish_switcher_using_subcommand unpin" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
 complete -c switcher -n "__fish_switcher_using_subcommand unpin" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
@@ -96,11 +98,13 @@ complete -c switcher -n "__fish_switcher_using_subcommand unpin" -s h -l help -d
 complete -c switcher -n "__fish_switcher_using_subcommand freeze" -l reason -d 'Why, shown on the status page' -r
 complete -c switcher -n "__fish_switcher_using_subcommand freeze" -l until -d 'Lapse by itself at this time (RFC 3339 with a zone) or after this long ("8h", "30m")' -r
 complete -c switcher -n "__fish_switcher_using_subcommand freeze" -l config -d 'The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml]' -r -F
+complete -c switcher -n "__fish_switcher_using_subcommand freeze" -l fleet -d 'For the whole group (`[fleet]`): written to the store, every VM of the group honours it (docs/fleet.md)'
 complete -c switcher -n "__fish_switcher_using_subcommand freeze" -l dry-run -d 'Print what would be done, in plain words, and change nothing: one pass, `rollback`, `deploy`, `pin`, `unpin`, `freeze`, `unfreeze`, `retry`, `follow`. The other commands change nothing anyway'
 complete -c switcher -n "__fish_switcher_using_subcommand freeze" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
 complete -c switcher -n "__fish_switcher_using_subcommand freeze" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
 complete -c switcher -n "__fish_switcher_using_subcommand freeze" -s h -l help -d 'Print help'
 complete -c switcher -n "__fish_switcher_using_subcommand unfreeze" -l config -d 'The config file [default: $CUTOVER_CONFIG, else /etc/cutover/cutover.toml]' -r -F
+complete -c switcher -n "__fish_switcher_using_subcommand unfreeze" -l fleet -d 'For the whole group (`[fleet]`): written to the store, every VM of the group honours it (docs/fleet.md)'
 complete -c switcher -n "__fish_switcher_using_subcommand unfreeze" -l dry-run -d 'Print what would be done, in plain words, and change nothing: one pass, `rollback`, `deploy`, `pin`, `unpin`, `freeze`, `unfreeze`, `retry`, `follow`. The other commands change nothing anyway'
 complete -c switcher -n "__fish_switcher_using_subcommand unfreeze" -s v -l verbose -d 'More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides)'
 complete -c switcher -n "__fish_switcher_using_subcommand unfreeze" -s q -l quiet -d 'Less log output: -q errors only, -qq nothing'
