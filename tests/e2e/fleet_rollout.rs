@@ -2,8 +2,10 @@
 //! slots (`max_parallel`), halting on failures (`max_failures`), a VM
 //! killed while it holds a slot, the store stopped mid-pass, and a store
 //! that ignores conditional writes. Each VM is its own deploy root with its
-//! own demo backend; artifacts reach each VM's drop folder as CI would put
-//! them there, and every VM converges by itself.
+//! own demo backend, and every VM converges by itself. Where delivery is the
+//! point, builds go through the real `artifact-name deliver --to s3://`
+//! (and `--wait --group`); where the switch is, they are put in each VM's
+//! drop folder, as CI over ssh would.
 
 use std::time::Duration;
 
@@ -48,6 +50,65 @@ fn intervals(group: &Group, artifact: &str) -> Vec<(String, DateTime<Utc>, DateT
 
 fn backend_pids(group: &Group) -> Vec<Option<i32>> {
     group.vms.iter().map(|vm| vm.sb.backend_pid()).collect()
+}
+
+/// The artifact name `deliver` printed first on stdout.
+fn delivered_name(stdout: &str) -> String {
+    stdout.lines().next().unwrap_or_default().trim().to_string()
+}
+
+#[test]
+fn a_delivery_to_the_store_reaches_all_five_each_by_itself() {
+    let group = Group::start(5, "max_parallel = 2", "");
+    // The VMs are up and have reported once (as every pass does), so the
+    // group is known before CI delivers.
+    for i in 0..group.vms.len() {
+        let (c, s) = group.pass(i);
+        c.success();
+        s.success();
+    }
+    let deliver = group.deliver("1.0.0", cutover_tests::archive::epoch(), None);
+    // Each VM runs its own passes (collector, then switcher), as cron would,
+    // until it runs what was delivered; no ssh, no coordinator.
+    let name = {
+        let dist = group.vms[0].sb.dir().join("dist");
+        let deadline = std::time::Instant::now() + LIMIT;
+        loop {
+            let built: Vec<String> = std::fs::read_dir(&dist)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| n.starts_with("full_") && !n.ends_with(".sha256"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let [one] = built.as_slice() {
+                break one.clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "deliver never packed");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    group.converge(LIMIT, runs_everywhere(&name));
+    let out = deliver.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("deliver --wait --group:\n{stdout}\n{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(delivered_name(&stdout), name);
+    for vm in &group.vms {
+        assert!(
+            stdout.contains(&vm.id),
+            "the table names {}: {stdout}",
+            vm.id
+        );
+        let staged = vm.sb.names("staging");
+        assert!(staged.contains(&name), "{} pulled it: {staged:?}", vm.id);
+    }
+    // Nothing came through a drop folder.
+    for vm in &group.vms {
+        assert!(vm.sb.names("drop").is_empty(), "{:?}", vm.sb.names("drop"));
+    }
 }
 
 #[test]
@@ -95,11 +156,29 @@ fn a_broken_artifact_fails_on_one_vm_and_halts_the_rollout() {
     group.converge(LIMIT, runs_everywhere(v1.name().file_name()));
     let pids = backend_pids(&group);
 
-    let bad = ArchiveBuilder::demo("full", "2.0.0")
-        .minute(2)
-        .file("backend/BEHAVIOUR", "unhealthy");
-    let bad_name = bad.name().file_name().to_string();
-    deliver(&group, &bad);
+    let mut deliver = group.deliver(
+        "2.0.0",
+        cutover_tests::archive::epoch() + chrono::Duration::minutes(2),
+        Some("unhealthy"),
+    );
+    let bad_name = loop {
+        let dist = group.vms[0].sb.dir().join("dist");
+        let built: Vec<String> = std::fs::read_dir(&dist)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.contains("_2.0.0_") && !n.ends_with(".sha256"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let [one] = built.as_slice() {
+            break one.clone();
+        }
+        if let Ok(Some(status)) = deliver.try_wait() {
+            panic!("deliver ended ({status}) before it packed");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let failed_or_halted = |g: &Group, i: usize| {
         let st = g.vms[i].sb.state_json("switcher.json");
         st["failed"].get(&bad_name).is_some()
@@ -149,6 +228,26 @@ fn a_broken_artifact_fails_on_one_vm_and_halts_the_rollout() {
     let other = (canary + 1) % 5;
     let page = std::fs::read_to_string(group.root(other).join("state/deploy-status.html")).unwrap();
     assert!(page.contains("halted"), "{page}");
+    // deliver --wait --group: the rollout halted, its own exit code, and
+    // the per-VM table.
+    let out = deliver.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("deliver --wait --group:\n{stdout}\n{stderr}");
+    assert_eq!(out.status.code(), Some(9), "{stdout}\n{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains(&group.vms[canary].id),
+        "it says where: {stdout}\n{stderr}"
+    );
+    // switcher fleet, on any VM: the table and the page say it halted.
+    let fleet = group.run(other, "switcher", &["fleet"]);
+    fleet.success();
+    assert!(fleet.stdout().contains("halted"), "{fleet}");
+    let page = std::fs::read_to_string(group.root(other).join("state/fleet.html")).unwrap();
+    assert!(
+        page.contains("halted") && page.contains(&group.vms[canary].id),
+        "{page}"
+    );
 }
 
 /// Whether process `pid` is stopped (state T), from /proc.

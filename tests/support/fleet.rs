@@ -195,6 +195,49 @@ impl Group {
             .collect()
     }
 
+    /// `artifact-name deliver` of a demo build (`full`, `version`, built
+    /// at `time`; `behaviour` written to backend/BEHAVIOUR when given) to
+    /// the group's store, then `--wait --group` for the group (started in
+    /// the background: the VMs' passes must run meanwhile).
+    pub fn deliver(&self, version: &str, time: DateTime<Utc>, behaviour: Option<&str>) -> Child {
+        let from = self.vms[0].sb.dir().join(format!("build-{version}"));
+        std::fs::create_dir_all(from.join("backend")).unwrap();
+        std::fs::create_dir_all(from.join("frontend")).unwrap();
+        std::fs::write(from.join("backend/VERSION"), format!("{version}\n")).unwrap();
+        std::fs::write(
+            from.join("frontend/index.html"),
+            format!("<!doctype html><title>demo</title><p>frontend {version}</p>\n"),
+        )
+        .unwrap();
+        if let Some(b) = behaviour {
+            std::fs::write(from.join("backend/BEHAVIOUR"), b).unwrap();
+        }
+        let mut cmd = Command::new(fleet_bin("artifact-name"));
+        cmd.args(["deliver", "--from"])
+            .arg(&from)
+            .args(["--kind", "full", "--version", version, "--branch", "master"])
+            .arg("--time")
+            .arg(time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .arg("--out")
+            .arg(self.vms[0].sb.dir().join("dist"))
+            .arg("--to")
+            .arg(format!("s3://{}/{}", self.store.bucket(), self.prefix))
+            .args(["--store-endpoint", &self.store.endpoint()])
+            .args([
+                "--group",
+                &self.name,
+                "--wait-timeout",
+                "300s",
+                "--wait-interval",
+                "1s",
+            ])
+            .env_remove("RUST_LOG")
+            .envs(self.store.env())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    }
+
     /// The deploy root of VM `i`.
     pub fn root(&self, i: usize) -> PathBuf {
         self.vms[i].sb.root.clone()
