@@ -105,7 +105,14 @@ pub fn acquire(
     };
     let bytes = body_bytes(&body);
     let mut busy = Vec::new();
-    for slot in 0..slots.max(1) {
+    // Each VM starts its scan at a slot of its own (from its id), so that
+    // VMs arriving together do not all contend for slot 0 first.
+    let slots = slots.max(1);
+    let start = vm
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % slots;
+    for slot in (0..slots).map(|k| (start + k) % slots) {
         let key = layout::lease(group, slot);
         match store.put_bytes(&key, &bytes, &Condition::Create) {
             Ok(w) => {

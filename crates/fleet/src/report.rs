@@ -41,8 +41,10 @@ pub struct VmReport {
     /// Problems of the VM as a whole (the page's top-level problems).
     #[serde(default)]
     pub problems: Vec<String>,
-    /// The VM's whole `deploy-status.json` (schema 2), for readers that
-    /// want every detail.
+    /// The VM's `deploy-status.json` (schema 2) without its history,
+    /// timeline, queue and failure lists: components (Running, Last,
+    /// Status, sync, the failure that matters), holds and problems, read
+    /// the way a single VM's page is read (`deliver --wait`).
     #[serde(default)]
     pub page: serde_json::Value,
 }

@@ -361,6 +361,37 @@ pub fn report_of(
         rollout,
         switching,
         problems,
-        page: page.clone(),
+        page: slim(page),
     }
+}
+
+/// The page's facts a reader of the group needs (what runs, what was
+/// collected, sync, the failure that matters, holds, problems), without
+/// its history, timeline, queue and failure lists: every VM writes this
+/// every pass, so it stays small (BENCHMARKS.md, "fleet").
+fn slim(page: &serde_json::Value) -> serde_json::Value {
+    const TOP: [&str; 7] = [
+        "schema",
+        "generated_at",
+        "components",
+        "collector",
+        "switcher",
+        "control",
+        "problems",
+    ];
+    let Some(obj) = page.as_object() else {
+        return serde_json::Value::Null;
+    };
+    let mut out: serde_json::Map<String, serde_json::Value> = TOP
+        .iter()
+        .filter_map(|k| obj.get(*k).map(|v| ((*k).to_string(), v.clone())))
+        .collect();
+    if let Some(components) = out.get_mut("components").and_then(|c| c.as_object_mut()) {
+        for c in components.values_mut() {
+            if let Some(c) = c.as_object_mut() {
+                c.remove("failures");
+            }
+        }
+    }
+    serde_json::Value::Object(out)
 }
