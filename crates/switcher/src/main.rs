@@ -3,7 +3,12 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match switcher::cli::run() {
+    let result = switcher::cli::run();
+    // The store request counts, for the scale bench (CUTOVER_STORE_STATS),
+    // whatever the outcome.
+    #[cfg(feature = "s3")]
+    fleet::store::stats::report("switcher");
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("switcher: {err:#}");
