@@ -251,7 +251,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     for b in ["collector", "switcher", "cutover-demo-app"] {
         anyhow::ensure!(
             bins.join(b).is_file(),
-            "{} is missing; build first: cargo build --release --workspace (benches/run does)",
+            "{} is missing; build first: cargo build --release --workspace --features \
+             collector/s3,switcher/s3,deliver/s3 (benches/run does)",
             bins.join(b).display()
         );
     }
