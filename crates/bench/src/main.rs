@@ -11,13 +11,19 @@
 //! Modules: [`measure`] (timing and RSS of children), [`machine`] (the
 //! header), [`data`] (archives, drop folders, deploy roots), one module per
 //! group of rows ([`idle`], [`drop_folder`], [`release`], [`switch`],
-//! [`watch`]), and [`report`] (the table and the Markdown).
+//! [`watch`], [`fleet`]), and [`report`] (the table and the Markdown).
+//!
+//! Most groups add rows to the one table. A group with a [`Section`] of its
+//! own ([`fleet`]: a scale run on an S3 store, measured apart) is written
+//! between markers, so that `--only` of that group updates its section of
+//! BENCHMARKS.md and leaves the rest of the file as it was.
 
 // The table is this program's output.
 #![allow(clippy::print_stdout)]
 
 mod data;
 mod drop_folder;
+mod fleet;
 mod idle;
 mod machine;
 mod measure;
@@ -55,8 +61,10 @@ struct Cli {
     /// Where to write the report [default: BENCHMARKS.md in the workspace].
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
-    /// Only the groups named (idle, drop, release, switch, bluegreen, watch);
-    /// all by default.
+    /// Only the groups named (idle, drop, release, switch, bluegreen, watch,
+    /// fleet); all by default. When only groups with a section of their own
+    /// run (fleet), BENCHMARKS.md is updated in place: that section and the
+    /// analysis are replaced, the rest of the file is kept.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -100,6 +108,75 @@ pub struct Row {
     pub met: Option<bool>,
 }
 
+/// A group's part of BENCHMARKS.md of its own, with its own table and
+/// notes, and when it ran (it may be updated apart from the rest).
+#[derive(Debug)]
+pub struct Section {
+    /// The group's name (`--only`), used in the markers around it.
+    pub id: String,
+    /// Its heading.
+    pub title: String,
+    /// A paragraph under the heading.
+    pub about: String,
+    /// Its table.
+    pub rows: Vec<Row>,
+    /// What each row measures.
+    pub notes: Vec<String>,
+    /// When it started (UTC, to the minute) and the load average then.
+    pub started: (String, String),
+    /// How long it took and the load average at its end (set by `finish`).
+    pub ended: (std::time::Duration, String),
+}
+
+impl Section {
+    /// An empty section, starting now.
+    pub fn new(id: &str, title: &str) -> Section {
+        Section {
+            id: id.to_string(),
+            title: title.to_string(),
+            about: String::new(),
+            rows: Vec::new(),
+            notes: Vec::new(),
+            started: (
+                chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+                machine::load_average(),
+            ),
+            ended: (std::time::Duration::ZERO, String::new()),
+        }
+    }
+
+    /// Adds a row and echoes it.
+    pub fn row(&mut self, row: Row) {
+        echo(&row);
+        self.rows.push(row);
+    }
+
+    /// Adds a note.
+    pub fn note(&mut self, line: impl Into<String>) {
+        self.notes.push(line.into());
+    }
+
+    /// Records how long it took (`took`) and the load average now.
+    pub fn finish(&mut self, took: std::time::Duration) {
+        self.ended = (took, machine::load_average());
+    }
+}
+
+/// Echoes a row on stderr, so a long run shows progress.
+fn echo(row: &Row) {
+    eprintln!(
+        "  {} | ours {} | reference {} | {}",
+        row.what,
+        row.ours,
+        row.reference,
+        match row.met {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "-",
+        }
+    );
+}
+
 /// What every group of rows shares.
 #[derive(Debug)]
 pub struct Ctx {
@@ -113,6 +190,8 @@ pub struct Ctx {
     pub rows: Vec<Row>,
     /// What each group measured exactly, and side figures.
     pub notes: Vec<(String, Vec<String>)>,
+    /// The groups with a section of their own that ran.
+    pub sections: Vec<Section>,
 }
 
 impl Ctx {
@@ -123,17 +202,7 @@ impl Ctx {
 
     /// Adds a row and echoes it, so a long run shows progress.
     pub fn row(&mut self, row: Row) {
-        eprintln!(
-            "  {} | ours {} | reference {} | {}",
-            row.what,
-            row.ours,
-            row.reference,
-            match row.met {
-                Some(true) => "met",
-                Some(false) => "MISSED",
-                None => "-",
-            }
-        );
+        echo(&row);
         self.rows.push(row);
     }
 
@@ -182,7 +251,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     for b in ["collector", "switcher", "cutover-demo-app"] {
         anyhow::ensure!(
             bins.join(b).is_file(),
-            "{} is missing; build first: cargo build --release --workspace (benches/run does)",
+            "{} is missing; build first: cargo build --release --workspace --features \
+             collector/s3,switcher/s3,deliver/s3 (benches/run does)",
             bins.join(b).display()
         );
     }
@@ -220,6 +290,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         mode,
         rows: Vec::new(),
         notes: Vec::new(),
+        sections: Vec::new(),
     };
     let wanted = |g: &str| cli.only.is_empty() || cli.only.iter().any(|o| o == g);
     let started = std::time::Instant::now();
@@ -254,10 +325,18 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         settle();
         release::run(&mut ctx)?;
     }
+    if wanted("fleet") {
+        eprintln!("fleet: VMs on one S3 store (SeaweedFS)");
+        settle();
+        fleet::run(&mut ctx)?;
+    }
     let took = started.elapsed();
     let command = rerun_command(cli);
     let table = report::table(&ctx.rows);
     println!("{table}");
+    for s in &ctx.sections {
+        println!("{}\n\n{}", s.title, report::table(&s.rows));
+    }
     let md = report::markdown(
         &machine,
         &ctx,
@@ -273,7 +352,38 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             .out
             .clone()
             .unwrap_or_else(|| workspace_root().join("BENCHMARKS.md"));
-        std::fs::write(&out, md).with_context(|| format!("writing {}", out.display()))?;
+        let existing = match std::fs::read_to_string(&out) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", out.display())),
+        };
+        // Only groups with a section of their own ran: update those
+        // sections (and the analysis) in place, keep the rest.
+        let sections_only = !cli.only.is_empty()
+            && cli
+                .only
+                .iter()
+                .all(|g| SECTION_GROUPS.contains(&g.as_str()));
+        let text = match existing {
+            Some(old) if sections_only => {
+                let fresh: Vec<(String, String)> = ctx
+                    .sections
+                    .iter()
+                    .map(|s| (s.id.clone(), report::section(s, ctx.mode)))
+                    .collect();
+                eprintln!(
+                    "updating the {} section of {}; the rest is kept",
+                    cli.only.join(", "),
+                    out.display()
+                );
+                report::update(&old, &fresh)
+            }
+            // A whole (or partial) run: written afresh, but the sections of
+            // groups that did not run are carried over.
+            Some(old) => report::carry_over(&md, &old),
+            None => md,
+        };
+        std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
         eprintln!("wrote {}", out.display());
     }
     let work = tmp.path().to_path_buf();
@@ -281,6 +391,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         .with_context(|| format!("removing {}", work.display()))?;
     Ok(())
 }
+
+/// The groups written as a section of their own (see [`Section`]).
+const SECTION_GROUPS: [&str; 1] = ["fleet"];
 
 /// Lets the previous group's writeback finish before the next one starts.
 fn settle() {
