@@ -88,6 +88,22 @@ pub fn render(config: &Config, layout: &Layout) -> anyhow::Result<String> {
     if let Some(partial) = &plan.partial {
         writeln!(w, "It deploys {partial}.")?;
     }
+    // The store is not asked: a dry run makes no request.
+    if let Some(f) = &config.fleet {
+        let slot = match f.max_parallel {
+            Some(p) => format!(
+                ", then wait for one of the group's switch slots (max_parallel = {p}) if none is free"
+            ),
+            None => String::new(),
+        };
+        writeln!(
+            w,
+            "In the fleet group {:?}, a real run would first read the group's holds and skip it if its rollout halted ({} failed VM{} halt it){slot}; `switcher fleet` shows the group.",
+            f.group,
+            f.max_failures,
+            if f.max_failures == 1 { "" } else { "s" }
+        )?;
+    }
     let mut n = 0;
     let mut step = |w: &mut String, text: String| -> std::fmt::Result {
         n += 1;
