@@ -463,3 +463,41 @@ fn rolling_mode_refuses_a_store_that_ignores_conditional_writes() {
         "{check}"
     );
 }
+
+#[test]
+fn a_fleet_wide_freeze_holds_every_vm_until_lifted() {
+    let group = Group::start(3, "", "");
+    let v1 = ArchiveBuilder::demo("full", "1.0.0").minute(1);
+    deliver(&group, &v1);
+    group.converge(LIMIT, runs_everywhere(v1.name().file_name()));
+
+    // Set from any VM (vm-2 here), it holds all of them.
+    let freeze = group.run(
+        2,
+        "switcher",
+        &["freeze", "--fleet", "--reason", "release <b>week</b>"],
+    );
+    freeze.success().stdout_has("group test");
+    let v2 = ArchiveBuilder::demo("full", "2.0.0").minute(2);
+    let v2_name = v2.name().file_name().to_string();
+    deliver(&group, &v2);
+    for i in 0..3 {
+        let (c, s) = group.pass(i);
+        c.success();
+        s.success();
+        assert_eq!(
+            group.running(i, "backend").as_deref(),
+            Some(v1.name().file_name()),
+            "frozen fleet-wide\n{s}"
+        );
+        let st = group.vms[i].sb.state_json("switcher.json");
+        let page = std::fs::read_to_string(group.root(i).join("state/deploy-status.html")).unwrap();
+        assert!(
+            page.contains("fleet-wide") && page.contains("&lt;b&gt;week"),
+            "the page says the hold is the group's, escaped\n{st:#}"
+        );
+    }
+    // Lifted from another VM: every VM deploys at its next passes.
+    group.run(0, "switcher", &["unfreeze", "--fleet"]).success();
+    group.converge(LIMIT, runs_everywhere(&v2_name));
+}

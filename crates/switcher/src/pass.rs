@@ -191,12 +191,29 @@ fn fleet_gate(
     match fleet.holds() {
         Ok(group) if !group.is_empty() => {
             let group_held = control::Held::at(config, &group, now);
+            let before = plan.choice.take();
             for (c, why) in group_held.0 {
                 held.0
                     .entry(c)
                     .or_insert_with(|| format!("{why} (fleet-wide, group {})", fleet.config.group));
             }
             plan = plan::choose_held(config, st, &held, staged, now);
+            // What the group's hold kept back is said on the page.
+            if let Some(before) = before {
+                let artifact = before.staged.name.file_name().to_string();
+                let still = plan
+                    .choice
+                    .as_ref()
+                    .is_some_and(|c| c.staged.name.file_name() == artifact);
+                let why: Vec<String> = before
+                    .components
+                    .iter()
+                    .filter_map(|c| held.0.get(c).map(|w| format!("{c} {w}")))
+                    .collect();
+                if !still && !why.is_empty() {
+                    extra.insert(artifact, format!("held: {}", why.join("; ")));
+                }
+            }
         }
         Ok(_) => {}
         Err(e) => {
