@@ -300,6 +300,21 @@ fn lease_written(group: &Group, slot: u32) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
+/// VM `i`'s collector, then its switcher started with a pause at `point`
+/// (fault injection): returned stopped there.
+fn switcher_paused_at(group: &Group, i: usize, point: &str) -> std::process::Child {
+    group.run(i, "collector", &[]).success();
+    let mut child = group.spawn(i, "switcher", &[], &[("CUTOVER_FAULT_PAUSE", point)]);
+    wait_stopped(&mut child);
+    child
+}
+
+/// Sends `signal` to the child (a process this test started).
+fn signal(child: &std::process::Child, signal: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, signal).unwrap();
+}
+
 #[test]
 fn a_vm_killed_while_it_holds_a_slot_loses_it_and_converges_when_restarted() {
     let group = Group::start(5, "max_parallel = 1\nlease_ttl = \"4s\"", "");
@@ -311,20 +326,9 @@ fn a_vm_killed_while_it_holds_a_slot_loses_it_and_converges_when_restarted() {
     deliver(&group, &v2);
 
     // vm-0 takes the only slot and is killed -9 holding it.
-    group.run(0, "collector", &[]).success();
-    let mut child = group.spawn(
-        0,
-        "switcher",
-        &[],
-        &[("CUTOVER_FAULT_PAUSE", "switcher:fleet-after-lease")],
-    );
-    wait_stopped(&mut child);
+    let mut child = switcher_paused_at(&group, 0, "switcher:fleet-after-lease");
     let taken = lease_written(&group, 0);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    signal(&child, nix::sys::signal::Signal::SIGKILL);
     let status = child.wait().unwrap();
     println!("vm-0's switcher: {status}; its lease was written at {taken} (store's clock)");
 
@@ -369,20 +373,9 @@ fn the_store_stopped_mid_pass_loses_nothing_and_the_group_converges_after() {
     deliver(&group, &v2);
 
     // vm-0 holds the slot, prepared; the store stops under it.
-    group.run(0, "collector", &[]).success();
-    let mut child = group.spawn(
-        0,
-        "switcher",
-        &[],
-        &[("CUTOVER_FAULT_PAUSE", "switcher:after-prepare")],
-    );
-    wait_stopped(&mut child);
+    let child = switcher_paused_at(&group, 0, "switcher:after-prepare");
     group.store.stop();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
-        nix::sys::signal::Signal::SIGCONT,
-    )
-    .unwrap();
+    signal(&child, nix::sys::signal::Signal::SIGCONT);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("vm-0's switcher ({}):\n{stderr}", out.status);

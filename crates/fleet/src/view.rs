@@ -111,6 +111,15 @@ impl GroupView {
     pub fn halt_of(&self, artifact: &str) -> Option<&Halt> {
         self.halted.iter().find(|h| h.artifact == artifact)
     }
+
+    /// The artifacts some VMs failed without halting the rollout (fewer
+    /// than `max_failures`), with those VMs.
+    pub fn failed_not_halted(&self) -> Vec<(&String, &Vec<String>)> {
+        self.failures
+            .iter()
+            .filter(|(a, _)| self.halt_of(a).is_none())
+            .collect()
+    }
 }
 
 /// Whether a VM last seen at `last_seen`, passing every `period`, is live at
@@ -383,11 +392,7 @@ pub fn render_table(view: &GroupView, esc: &dyn Fn(&str) -> String) -> String {
             );
         }
     }
-    let failed: Vec<(&String, &Vec<String>)> = view
-        .failures
-        .iter()
-        .filter(|(a, _)| view.halt_of(a).is_none())
-        .collect();
+    let failed = view.failed_not_halted();
     if !failed.is_empty() {
         out.push_str("\nFailed on some VMs (the rollout goes on):\n");
         for (artifact, vms) in failed {

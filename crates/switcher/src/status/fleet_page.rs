@@ -197,11 +197,7 @@ pub fn render(view: &GroupView, stale_after: std::time::Duration) -> String {
 
     summary(&mut h, view, now);
 
-    let failed: Vec<(&String, &Vec<String>)> = view
-        .failures
-        .iter()
-        .filter(|(a, _)| view.halt_of(a).is_none())
-        .collect();
+    let failed = view.failed_not_halted();
     if !failed.is_empty() {
         h.push_str("<div class=\"notes\" id=\"failures\"><strong>Failed on some VMs</strong> (fewer than [fleet] max_failures: the rollout goes on):<ul>");
         for (a, vms) in failed {
