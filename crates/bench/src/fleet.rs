@@ -1221,7 +1221,7 @@ fn notes(
          collector + switcher, against the store on this machine; failed passes: {}). The group's idle traffic \
          per period is therefore {} LISTs and {} PUTs ({} uploaded in reports). The report \
          object is {} for VM {} (as stored): the report's own fields take {} and the embedded \
-         `page` (the VM's whole deploy-status.json, {} on disk) the rest. The LIST's answer \
+         `page` (the VM's deploy-status.json without its history, timeline, waiting list and failure lists; the whole page is {} on disk) the rest. The LIST's answer \
          grows with drop/: one request reads up to 1,000 keys, so past 500 artifacts with their \
          markers an idle collector makes 2 LISTs, and so on.",
         fmt_dur(idle_wall),
