@@ -4,8 +4,8 @@
 //! slots. The protocol uses nothing but the store's conditional writes and
 //! the store's clock (docs/fleet.md, "Leases"):
 //!
-//! - take a slot: create its object with `If-None-Match: *`; if it exists,
-//!   read it, and take it over with `If-Match: <the etag read>` only when it
+//! - take a slot: create its object with `If-None-Match: *` (when one LIST
+//!   of the leases did not show it); if it exists, read it, and take it over with `If-Match: <the etag read>` only when it
 //!   is free: released (`holder` null), held by this same VM (a switcher
 //!   killed mid-switch: this process holds the VM's lock, so that one is
 //!   dead), or expired: its Last-Modified plus its `ttl_seconds` is before
@@ -112,20 +112,31 @@ pub fn acquire(
         .bytes()
         .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
         % slots;
+    // One LIST says which slot objects exist: a slot that does not is
+    // taken by a create, one that does is read first (a create of it
+    // would only be refused), so a held slot costs one request.
+    let existing: std::collections::BTreeSet<String> = store
+        .list(&layout::leases_dir(group))?
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
     for slot in (0..slots).map(|k| (start + k) % slots) {
         let key = layout::lease(group, slot);
-        match store.put_bytes(&key, &bytes, &Condition::Create) {
-            Ok(w) => {
-                tracing::info!("took fleet slot {slot} of group {group} ({key})");
-                return Ok(Acquired::Got(Lease {
-                    slot,
-                    key,
-                    etag: w.etag,
-                    body,
-                }));
+        if !existing.contains(&key) {
+            match store.put_bytes(&key, &bytes, &Condition::Create) {
+                Ok(w) => {
+                    tracing::info!("took fleet slot {slot} of group {group} ({key})");
+                    return Ok(Acquired::Got(Lease {
+                        slot,
+                        key,
+                        etag: w.etag,
+                        body,
+                    }));
+                }
+                // Created by another VM since the LIST: read it.
+                Err(StoreError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
             }
-            Err(StoreError::AlreadyExists { .. }) => {}
-            Err(e) => return Err(e),
         }
         let Some((current, meta)) = store.get(&key)? else {
             // Released by deletion between the two requests (a hand
