@@ -52,6 +52,35 @@ fn backend_pids(group: &Group) -> Vec<Option<i32>> {
     group.vms.iter().map(|vm| vm.sb.backend_pid()).collect()
 }
 
+/// The name of the artifact of `version` that `deliver` (running) packed
+/// into the group's dist/ folder, once it is there.
+fn packed_name(group: &Group, deliver: &mut std::process::Child, version: &str) -> String {
+    let dist = group.vms[0].sb.dir().join("dist");
+    let needle = format!("_{version}_");
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let built: Vec<String> = std::fs::read_dir(&dist)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.contains(&needle) && !n.ends_with(".sha256"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let [one] = built.as_slice() {
+            return one.clone();
+        }
+        if let Ok(Some(status)) = deliver.try_wait() {
+            panic!("deliver ended ({status}) before it packed {version}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deliver never packed {version}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The artifact name `deliver` printed first on stdout.
 fn delivered_name(stdout: &str) -> String {
     stdout.lines().next().unwrap_or_default().trim().to_string()
@@ -67,28 +96,10 @@ fn a_delivery_to_the_store_reaches_all_five_each_by_itself() {
         c.success();
         s.success();
     }
-    let deliver = group.deliver("1.0.0", cutover_tests::archive::epoch(), None);
+    let mut deliver = group.deliver("1.0.0", cutover_tests::archive::epoch(), None);
     // Each VM runs its own passes (collector, then switcher), as cron would,
     // until it runs what was delivered; no ssh, no coordinator.
-    let name = {
-        let dist = group.vms[0].sb.dir().join("dist");
-        let deadline = std::time::Instant::now() + LIMIT;
-        loop {
-            let built: Vec<String> = std::fs::read_dir(&dist)
-                .map(|rd| {
-                    rd.flatten()
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .filter(|n| n.starts_with("full_") && !n.ends_with(".sha256"))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if let [one] = built.as_slice() {
-                break one.clone();
-            }
-            assert!(std::time::Instant::now() < deadline, "deliver never packed");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let name = packed_name(&group, &mut deliver, "1.0.0");
     group.converge(LIMIT, runs_everywhere(&name));
     let out = deliver.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -161,24 +172,7 @@ fn a_broken_artifact_fails_on_one_vm_and_halts_the_rollout() {
         cutover_tests::archive::epoch() + chrono::Duration::minutes(2),
         Some("unhealthy"),
     );
-    let bad_name = loop {
-        let dist = group.vms[0].sb.dir().join("dist");
-        let built: Vec<String> = std::fs::read_dir(&dist)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.contains("_2.0.0_") && !n.ends_with(".sha256"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let [one] = built.as_slice() {
-            break one.clone();
-        }
-        if let Ok(Some(status)) = deliver.try_wait() {
-            panic!("deliver ended ({status}) before it packed");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let bad_name = packed_name(&group, &mut deliver, "2.0.0");
     let failed_or_halted = |g: &Group, i: usize| {
         let st = g.vms[i].sb.state_json("switcher.json");
         st["failed"].get(&bad_name).is_some()
