@@ -253,11 +253,22 @@ fn sync_of(
         };
         return make(SyncState::Failed, Some(f.at), Some(reason));
     }
+    // Why the switcher holds it back now (a build dated ahead, a fleet slot
+    // or the store being waited for), else what it recorded last.
+    let held = switcher.held.get(&last.info.artifact).cloned();
     make(
         SyncState::OutOfSync,
         Some(last.collected_at),
-        recorded_reason(&last.info.artifact, inputs).or_else(|| branch_reason(config, last)),
+        held.or_else(|| recorded_reason(&last.info.artifact, inputs))
+            .or_else(|| branch_reason(config, last)),
     )
+}
+
+/// Whether a held reason is a fleet VM waiting its turn (rolling::gate's
+/// words), not something for a person to look at.
+fn is_fleet_wait(reason: &str) -> bool {
+    reason.starts_with("waiting for one of the group")
+        || reason.starts_with("waiting for the store")
 }
 
 /// Why the switcher will not pick `last` by itself, when its branch is not
@@ -578,6 +589,13 @@ fn global_problems(
     // A build the switcher holds back (dated ahead of this VM's clock)
     // would otherwise only show as Last != Running with no reason.
     for (artifact, reason) in &switcher.held {
+        // A fleet VM waiting for a switch slot (or for the store) is a
+        // rollout going its normal way: the component's sync reason says
+        // so, and out-of-sync becomes a problem only past
+        // status.out_of_sync_after, as after any pipeline.
+        if is_fleet_wait(reason) {
+            continue;
+        }
         problems.push(Problem {
             rule: "build-held",
             message: format!("{artifact} is not deployed: {reason}"),

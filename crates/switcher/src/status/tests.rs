@@ -264,6 +264,51 @@ fn out_of_sync_is_normal_for_a_few_minutes_then_a_problem() {
 }
 
 #[test]
+fn a_fleet_vm_waiting_for_its_slot_says_why_and_is_no_problem_until_late() {
+    let why = "waiting for one of the group staging's 1 switch slot (max_parallel = 1): vm-2 switches to full_x (slot 0, since 2026-11-26 10:00:00 UTC)";
+    let mut i = healthy_inputs();
+    let v2 = with_new_last(&mut i, 3);
+    switcher_mut(&mut i)
+        .held
+        .insert(v2.artifact.clone(), why.into());
+    let d = doc(&i);
+    assert!(rules_of(&d).is_empty(), "{:?}", rules_of(&d));
+    let b = &d.components["backend"];
+    assert_eq!(b.sync.state, SyncState::OutOfSync);
+    assert_eq!(b.sync.reason.as_deref(), Some(why));
+    assert!(
+        page(&d).contains("waiting for one of the group"),
+        "{}",
+        page(&d)
+    );
+
+    // Past out_of_sync_after it is a problem, with the same reason.
+    let mut i = healthy_inputs();
+    let v2 = with_new_last(&mut i, 42);
+    switcher_mut(&mut i)
+        .held
+        .insert(v2.artifact.clone(), why.into());
+    let d = doc(&i);
+    assert_eq!(
+        rules_of(&d),
+        ["backend:out-of-sync", "frontend:out-of-sync"]
+    );
+    assert!(d.components["backend"].problems[0]
+        .message
+        .contains("vm-2 switches"));
+
+    // A halted rollout is a problem at once.
+    let mut i = healthy_inputs();
+    let v2 = with_new_last(&mut i, 3);
+    switcher_mut(&mut i).held.insert(
+        v2.artifact.clone(),
+        "the group staging's rollout of it halted after 1 failed VM: vm-3 (verify: 500)".into(),
+    );
+    let d = doc(&i);
+    assert_eq!(rules_of(&d), ["-:build-held"]);
+}
+
+#[test]
 fn a_branch_the_switcher_does_not_deploy_is_named_as_the_reason() {
     let mut i = healthy_inputs();
     let v2 = info("frontend", "2.0", "feature/x", 30);
