@@ -73,10 +73,13 @@ pub enum Command {
     /// Check the config and the machine before the first deploy: folders,
     /// owners and modes, the drop folder's group, ports, whether every
     /// program of each command resolves, the nginx site nginx loads, the
-    /// systemd unit's writable paths, the state files.
+    /// systemd unit's writable paths, the state files, and the store
+    /// ([store]): that it answers, and honours conditional writes.
     ///
     /// Prints each finding, and each problem with how to fix it; exits 5 if
-    /// there is any problem. Changes nothing.
+    /// there is any problem. Changes nothing on the machine; with [store],
+    /// it writes and removes probe objects under the store's probe/ and
+    /// records the answer in state/store-probe.json (rolling mode reads it).
     Check {
         /// The user that runs collector and switcher [default: cutover when
         /// run as root and that user exists, else the current user].
