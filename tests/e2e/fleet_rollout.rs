@@ -86,6 +86,14 @@ fn delivered_name(stdout: &str) -> String {
     stdout.lines().next().unwrap_or_default().trim().to_string()
 }
 
+/// Delivers 1.0.0 to every VM and waits until each runs it.
+fn runs_v1_everywhere(group: &Group) -> ArchiveBuilder {
+    let v1 = ArchiveBuilder::demo("full", "1.0.0").minute(1);
+    deliver(group, &v1);
+    group.converge(LIMIT, runs_everywhere(v1.name().file_name()));
+    v1
+}
+
 #[test]
 fn a_delivery_to_the_store_reaches_all_five_each_by_itself() {
     let group = Group::start(5, "max_parallel = 2", "");
@@ -125,9 +133,7 @@ fn a_delivery_to_the_store_reaches_all_five_each_by_itself() {
 #[test]
 fn one_slot_lets_one_vm_switch_at_a_time() {
     let group = Group::start(5, "max_parallel = 1\nlease_ttl = \"20s\"", "");
-    let v1 = ArchiveBuilder::demo("full", "1.0.0").minute(1);
-    deliver(&group, &v1);
-    group.converge(LIMIT, runs_everywhere(v1.name().file_name()));
+    let v1 = runs_v1_everywhere(&group);
     let v2 = ArchiveBuilder::demo("full", "2.0.0").minute(2);
     deliver(&group, &v2);
     group.converge(LIMIT, runs_everywhere(v2.name().file_name()));
@@ -162,9 +168,7 @@ fn one_slot_lets_one_vm_switch_at_a_time() {
 #[test]
 fn a_broken_artifact_fails_on_one_vm_and_halts_the_rollout() {
     let group = Group::start(5, "max_parallel = 1\nmax_failures = 1", "");
-    let v1 = ArchiveBuilder::demo("full", "1.0.0").minute(1);
-    deliver(&group, &v1);
-    group.converge(LIMIT, runs_everywhere(v1.name().file_name()));
+    let v1 = runs_v1_everywhere(&group);
     let pids = backend_pids(&group);
 
     let mut deliver = group.deliver(
@@ -312,9 +316,7 @@ fn signal(child: &std::process::Child, signal: nix::sys::signal::Signal) {
 #[test]
 fn a_vm_killed_while_it_holds_a_slot_loses_it_and_converges_when_restarted() {
     let group = Group::start(5, "max_parallel = 1\nlease_ttl = \"4s\"", "");
-    let v1 = ArchiveBuilder::demo("full", "1.0.0").minute(1);
-    deliver(&group, &v1);
-    group.converge(LIMIT, runs_everywhere(v1.name().file_name()));
+    let v1 = runs_v1_everywhere(&group);
     let v2 = ArchiveBuilder::demo("full", "2.0.0").minute(2);
     let v2_name = v2.name().file_name().to_string();
     deliver(&group, &v2);
@@ -359,9 +361,7 @@ fn a_vm_killed_while_it_holds_a_slot_loses_it_and_converges_when_restarted() {
 #[test]
 fn the_store_stopped_mid_pass_loses_nothing_and_the_group_converges_after() {
     let mut group = Group::start(5, "max_parallel = 1\nlease_ttl = \"4s\"", "");
-    let v1 = ArchiveBuilder::demo("full", "1.0.0").minute(1);
-    deliver(&group, &v1);
-    group.converge(LIMIT, runs_everywhere(v1.name().file_name()));
+    let v1 = runs_v1_everywhere(&group);
     let v2 = ArchiveBuilder::demo("full", "2.0.0").minute(2);
     let v2_name = v2.name().file_name().to_string();
     deliver(&group, &v2);
@@ -454,9 +454,7 @@ fn rolling_mode_refuses_a_store_that_ignores_conditional_writes() {
 #[test]
 fn a_fleet_wide_freeze_holds_every_vm_until_lifted() {
     let group = Group::start(3, "", "");
-    let v1 = ArchiveBuilder::demo("full", "1.0.0").minute(1);
-    deliver(&group, &v1);
-    group.converge(LIMIT, runs_everywhere(v1.name().file_name()));
+    let v1 = runs_v1_everywhere(&group);
 
     // Set from any VM (vm-2 here), it holds all of them.
     let freeze = group.run(
